@@ -1,0 +1,58 @@
+"""Choosing between the PyTorch reference and the Triton kernels.
+
+``auto`` means Triton on CUDA tensors and the reference elsewhere. ``triton`` is an explicit
+request: it runs on CUDA, or on the CPU under Triton's interpreter (``TRITON_INTERPRET=1``, how
+the tests check the kernels), and otherwise fails with a message that says why.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+
+BACKENDS = ("torch", "triton", "auto")
+
+
+def triton_installed() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+def interpreter_enabled() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def triton_unavailable_reason(device: torch.device | str) -> str | None:
+    """Why the Triton kernels cannot run on ``device``, or None when they can."""
+    device = torch.device(device)
+    if not triton_installed():
+        return "the triton package is not installed (pip install triton)"
+    if device.type == "cuda":
+        return None
+    if device.type == "cpu" and interpreter_enabled():
+        return None
+    return (
+        f"tensors are on {device.type}, and Triton kernels need a CUDA GPU "
+        "(or TRITON_INTERPRET=1 set before triton is imported, to interpret them slowly on the CPU)"
+    )
+
+
+def validate_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown kernel backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def resolve_backend(backend: str, device: torch.device | str) -> str:
+    """Map ``torch | triton | auto`` to the backend that will actually run on ``device``."""
+    validate_backend(backend)
+    device = torch.device(device)
+    if backend == "torch":
+        return "torch"
+    reason = triton_unavailable_reason(device)
+    if backend == "auto":
+        return "triton" if device.type == "cuda" and reason is None else "torch"
+    if reason is not None:
+        raise RuntimeError(f"kernels='triton' cannot run here: {reason}. Use 'torch' or 'auto'.")
+    return "triton"

@@ -1,0 +1,1 @@
+"""Transformer language model built from first principles."""

@@ -1,0 +1,1 @@
+"""Byte-level BPE: trainer, tokenizer and token files."""

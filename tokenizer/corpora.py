@@ -1,0 +1,101 @@
+"""Locate the project's shared corpora and decompress them into a cache outside the repository.
+
+The shared material (``../shared`` next to the repository, or ``$TRITONLM_SHARED``) is never
+needed to install or run the product: callers that use it must handle ``SharedDataMissing``
+(tests skip on it, benchmarks report it).
+"""
+
+from __future__ import annotations
+
+import lzma
+import os
+from pathlib import Path
+
+from tqdm import tqdm
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SharedDataMissing(FileNotFoundError):
+    """The shared corpora or fixtures are not present on this machine."""
+
+
+def shared_dir() -> Path:
+    """The shared folder: ``$TRITONLM_SHARED`` if set, else ``../shared`` beside the repository."""
+    configured = os.environ.get("TRITONLM_SHARED")
+    path = Path(configured) if configured else REPO_ROOT.parent / "shared"
+    if not path.is_dir():
+        raise SharedDataMissing(
+            f"shared data folder not found at {path}; set TRITONLM_SHARED to its location"
+        )
+    return path
+
+
+def fixture_path(name: str) -> Path:
+    """Path of a reference file in ``shared/fixtures`` (raises ``SharedDataMissing``)."""
+    path = shared_dir() / "fixtures" / name
+    if not path.is_file():
+        raise SharedDataMissing(f"fixture {name!r} not found in {path.parent}")
+    return path
+
+
+def cache_dir() -> Path:
+    """Where decompressed corpora live: ``$TRITONLM_CACHE`` or ``~/.cache/tritonlm``."""
+    path = Path(os.environ.get("TRITONLM_CACHE", Path.home() / ".cache" / "tritonlm"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _source_for(name: str) -> Path:
+    data = shared_dir() / "data"
+    for candidate in (data / f"{name}.txt.xz", data / f"{name}.txt", data / name):
+        if candidate.is_file():
+            return candidate
+    raise SharedDataMissing(f"corpus {name!r} not found in {data}")
+
+
+def shared_corpus(name: str, max_bytes: int | None = None) -> Path:
+    """Decompressed text of a shared corpus (e.g. ``"gutenberg_train"``), cached on disk.
+
+    With ``max_bytes`` the file holds only the first ``max_bytes`` bytes, cut back to the last
+    newline so no UTF-8 character or line is split. The cache is written atomically, so an
+    interrupted decompression never leaves a truncated file behind.
+    """
+    source = _source_for(name)
+    suffix = f".first{max_bytes}" if max_bytes is not None else ""
+    target = cache_dir() / f"{name}{suffix}.txt"
+    if target.is_file():
+        return target
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    opener = lzma.open if source.suffix == ".xz" else open
+    limit = max_bytes if max_bytes is not None else float("inf")
+    try:
+        with opener(source, "rb") as src, open(tmp, "wb") as dst, tqdm(
+            desc=f"decompressing {name}", unit="B", unit_scale=True, leave=False
+        ) as bar:
+            written = 0
+            while written < limit:
+                block = src.read(int(min(1 << 22, limit - written)))
+                if not block:
+                    break
+                dst.write(block)
+                written += len(block)
+                bar.update(len(block))
+        if max_bytes is not None:
+            _truncate_to_last_newline(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _truncate_to_last_newline(path: Path) -> None:
+    size = path.stat().st_size
+    with open(path, "rb+") as f:
+        tail_start = max(0, size - (1 << 20))
+        f.seek(tail_start)
+        tail = f.read()
+        cut = tail.rfind(b"\n")
+        if cut >= 0:
+            f.truncate(tail_start + cut + 1)
+

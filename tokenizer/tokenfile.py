@@ -1,0 +1,149 @@
+"""Token files: a flat array of token ids behind a 64-byte header that records how to read it.
+
+Layout (little-endian)::
+
+    bytes 0..7    magic b"TLMTOKS1"
+    bytes 8..11   item size in bytes (2 -> uint16, 4 -> uint32)
+    bytes 12..19  vocab size (every id is < vocab size)
+    bytes 20..27  number of tokens
+    bytes 28..63  zero padding
+    bytes 64..    the ids
+
+uint16 is used when every id fits (vocab size <= 65,536), uint32 otherwise. Because the dtype
+and vocab size travel with the data, a loader can neither misread the ids nor silently accept
+ids from a different tokenizer.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+MAGIC = b"TLMTOKS1"
+HEADER_SIZE = 64
+_HEADER = struct.Struct("<8sIQQ")
+
+
+class TokenFileError(ValueError):
+    """A token file that is missing, corrupt, truncated or not a token file at all."""
+
+
+@dataclass(frozen=True)
+class TokenFileInfo:
+    dtype: np.dtype
+    vocab_size: int
+    num_tokens: int
+
+
+def dtype_for_vocab(vocab_size: int) -> np.dtype:
+    """Smallest unsigned dtype that holds every id of a vocabulary of ``vocab_size``."""
+    if vocab_size <= 0:
+        raise ValueError(f"vocab_size must be positive, got {vocab_size}")
+    if vocab_size <= 1 << 16:
+        return np.dtype("<u2")
+    if vocab_size <= 1 << 32:
+        return np.dtype("<u4")
+    raise ValueError(f"vocab_size {vocab_size} does not fit in uint32 token ids")
+
+
+def _pack_header(dtype: np.dtype, vocab_size: int, num_tokens: int) -> bytes:
+    header = _HEADER.pack(MAGIC, dtype.itemsize, vocab_size, num_tokens)
+    return header.ljust(HEADER_SIZE, b"\0")
+
+
+class TokenFileWriter:
+    """Streams ids into a token file; the file appears (atomically) only on a clean close.
+
+    Use as a context manager. If the block raises, the partial temp file is removed and any
+    existing file at ``path`` is left untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike, vocab_size: int):
+        self.path = Path(path)
+        self.vocab_size = int(vocab_size)
+        self.dtype = dtype_for_vocab(self.vocab_size)
+        self.num_tokens = 0
+        self._tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        self._file = None
+
+    def __enter__(self) -> "TokenFileWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self._tmp, "wb")
+        self._file.write(_pack_header(self.dtype, self.vocab_size, 0))
+        return self
+
+    def write(self, ids: Iterable[int] | np.ndarray) -> None:
+        arr = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids))
+        if arr.size == 0:
+            return
+        if arr.min() < 0 or arr.max() >= self.vocab_size:
+            bad = int(arr.max() if arr.max() >= self.vocab_size else arr.min())
+            raise TokenFileError(
+                f"token id {bad} is outside the vocabulary [0, {self.vocab_size}) of {self.path}"
+            )
+        self._file.write(arr.astype(self.dtype, copy=False).tobytes())
+        self.num_tokens += int(arr.size)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._file.seek(0)
+                self._file.write(_pack_header(self.dtype, self.vocab_size, self.num_tokens))
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                os.replace(self._tmp, self.path)
+        finally:
+            if not self._file.closed:
+                self._file.close()
+            self._tmp.unlink(missing_ok=True)
+
+
+def write_tokens(path: str | os.PathLike, ids: Iterable[int] | np.ndarray, vocab_size: int) -> Path:
+    """Write ``ids`` as a token file at ``path`` (atomically) and return the path."""
+    with TokenFileWriter(path, vocab_size) as writer:
+        writer.write(ids)
+    return writer.path
+
+
+def read_token_header(path: str | os.PathLike) -> TokenFileInfo:
+    """Parse and validate the header of a token file, checking the size matches."""
+    path = Path(path)
+    if not path.is_file():
+        raise TokenFileError(
+            f"token file {path} does not exist; create one with "
+            "`python -m tokenizer.encode TEXT --tokenizer DIR --out FILE`"
+        )
+    with open(path, "rb") as f:
+        raw = f.read(HEADER_SIZE)
+    if len(raw) < HEADER_SIZE or raw[:8] != MAGIC:
+        raise TokenFileError(
+            f"{path} is not a tritonlm token file (missing the {MAGIC!r} header); "
+            "create one with `python -m tokenizer.encode`"
+        )
+    _, itemsize, vocab_size, num_tokens = _HEADER.unpack(raw[: _HEADER.size])
+    if itemsize not in (2, 4):
+        raise TokenFileError(f"{path} has an unsupported item size {itemsize} (expected 2 or 4)")
+    dtype = np.dtype("<u2" if itemsize == 2 else "<u4")
+    expected = HEADER_SIZE + num_tokens * itemsize
+    actual = path.stat().st_size
+    if actual != expected:
+        raise TokenFileError(
+            f"{path} is truncated or corrupt: header says {num_tokens} tokens "
+            f"({expected} bytes) but the file has {actual} bytes; re-encode it"
+        )
+    return TokenFileInfo(dtype=dtype, vocab_size=int(vocab_size), num_tokens=int(num_tokens))
+
+
+def open_tokens(path: str | os.PathLike) -> tuple[np.ndarray, TokenFileInfo]:
+    """Memory-map a token file read-only; returns the ids and the header."""
+    info = read_token_header(path)
+    if info.num_tokens == 0:
+        return np.zeros(0, dtype=info.dtype), info
+    ids = np.memmap(path, dtype=info.dtype, mode="r", offset=HEADER_SIZE, shape=(info.num_tokens,))
+    return ids, info

@@ -1,0 +1,1 @@
+"""Training stack: optimizer, schedule, data, checkpoints, loop, generation, leaderboard."""

@@ -5,6 +5,10 @@ reference elsewhere) and is differentiable.
 """
 
 from ._backend import BACKENDS, resolve_backend, triton_unavailable_reason, validate_backend
+from ._interpreter_compat import install as _install_interpreter_compat
+
+_install_interpreter_compat()
+
 from .attention import attention, attention_reference
 from .cross_entropy import (
     cross_entropy,

@@ -1,10 +1,26 @@
-"""RMSNorm: ``x / sqrt(mean(x^2) + eps) * weight`` over the last dimension."""
+"""RMSNorm: ``x / sqrt(mean(x^2) + eps) * weight`` over the last dimension.
+
+Triton design (one program per row in the forward, a fixed number of row-strided programs in the
+backward):
+
+* forward reads the row once when it fits one block (kept in registers), otherwise in two sweeps
+  (sum of squares, then normalise); it stores the per-row inverse RMS for the backward.
+* backward computes ``dx = rstd * (w*dy) - x * rstd^3 * mean(w*dy*x)`` per row and accumulates
+  ``dy * x * rstd`` into one float32 partial weight-gradient row per program; the partial rows
+  are summed once at the end, so no atomics are needed.
+
+All arithmetic is float32; outputs take the input dtype (the weight gradient the weight dtype).
+"""
 
 from __future__ import annotations
 
 import torch
+import triton
+import triton.language as tl
 
 from ._backend import resolve_backend
+from ._blocks import row_blocks, rows_per_program, sm_count
+from ._checks import check_float, check_rows, check_same_device
 
 
 def rmsnorm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -14,7 +30,167 @@ def rmsnorm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) 
     return (xf * inv_rms * weight.float()).to(x.dtype)
 
 
+@triton.jit
+def _rmsnorm_forward_kernel(
+    X, W, Y, RSTD, stride_x, stride_y, n_cols, eps,
+    BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    x_row = X + row * stride_x
+    y_row = Y + row * stride_y
+    cols = tl.arange(0, BLOCK)
+    if SINGLE_PASS:
+        mask = cols < n_cols
+        x = tl.load(x_row + cols, mask=mask, other=0.0).to(tl.float32)
+        rstd = tl.rsqrt(tl.sum(x * x, axis=0) / n_cols + eps)
+        w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
+        tl.store(y_row + cols, (x * rstd * w).to(Y.dtype.element_ty), mask=mask)
+    else:
+        sum_sq = tl.zeros([BLOCK], dtype=tl.float32)
+        for start in range(0, n_cols, BLOCK):
+            mask = start + cols < n_cols
+            x = tl.load(x_row + start + cols, mask=mask, other=0.0).to(tl.float32)
+            sum_sq += x * x
+        rstd = tl.rsqrt(tl.sum(sum_sq, axis=0) / n_cols + eps)
+        for start in range(0, n_cols, BLOCK):
+            mask = start + cols < n_cols
+            x = tl.load(x_row + start + cols, mask=mask, other=0.0).to(tl.float32)
+            w = tl.load(W + start + cols, mask=mask, other=0.0).to(tl.float32)
+            tl.store(y_row + start + cols, (x * rstd * w).to(Y.dtype.element_ty), mask=mask)
+    tl.store(RSTD + row, rstd)
+
+
+@triton.jit
+def _rmsnorm_backward_kernel(
+    DY, X, W, RSTD, DX, DW_PARTIAL,
+    stride_dy, stride_x, stride_dx, n_rows, n_cols, rows_per_program,
+    BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    first_row = pid * rows_per_program
+    cols = tl.arange(0, BLOCK)
+    dw_row = DW_PARTIAL + pid.to(tl.int64) * n_cols
+    if SINGLE_PASS:
+        mask = cols < n_cols
+        w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
+        dw = tl.zeros([BLOCK], dtype=tl.float32)
+        # The last program may run past n_rows: those rows are masked out (dy = 0 adds nothing).
+        for i in range(0, rows_per_program):
+            row = first_row + i
+            row64 = row.to(tl.int64)
+            row_mask = mask & (row < n_rows)
+            x = tl.load(X + row64 * stride_x + cols, mask=row_mask, other=0.0).to(tl.float32)
+            dy = tl.load(DY + row64 * stride_dy + cols, mask=row_mask, other=0.0).to(tl.float32)
+            rstd = tl.load(RSTD + row64, mask=row < n_rows, other=0.0)
+            wdy = w * dy
+            mean_wdy_x = tl.sum(wdy * x, axis=0) / n_cols
+            dx = rstd * wdy - x * (rstd * rstd * rstd * mean_wdy_x)
+            tl.store(DX + row64 * stride_dx + cols, dx.to(DX.dtype.element_ty), mask=row_mask)
+            dw += dy * x * rstd
+        tl.store(dw_row + cols, dw, mask=mask)
+    else:
+        for i in range(0, rows_per_program):
+            row = first_row + i
+            row64 = row.to(tl.int64)
+            in_range = row < n_rows
+            rstd = tl.load(RSTD + row64, mask=in_range, other=0.0)
+            acc = tl.zeros([BLOCK], dtype=tl.float32)
+            for start in range(0, n_cols, BLOCK):
+                mask = (start + cols < n_cols) & in_range
+                x = tl.load(X + row64 * stride_x + start + cols, mask=mask, other=0.0).to(tl.float32)
+                dy = tl.load(DY + row64 * stride_dy + start + cols, mask=mask, other=0.0).to(tl.float32)
+                w = tl.load(W + start + cols, mask=mask, other=0.0).to(tl.float32)
+                acc += w * dy * x
+            mean_wdy_x = tl.sum(acc, axis=0) / n_cols
+            for start in range(0, n_cols, BLOCK):
+                mask = (start + cols < n_cols) & in_range
+                x = tl.load(X + row64 * stride_x + start + cols, mask=mask, other=0.0).to(tl.float32)
+                dy = tl.load(DY + row64 * stride_dy + start + cols, mask=mask, other=0.0).to(tl.float32)
+                w = tl.load(W + start + cols, mask=mask, other=0.0).to(tl.float32)
+                dx = rstd * w * dy - x * (rstd * rstd * rstd * mean_wdy_x)
+                tl.store(DX + row64 * stride_dx + start + cols, dx.to(DX.dtype.element_ty), mask=mask)
+                dw = tl.load(dw_row + start + cols, mask=mask, other=0.0)
+                tl.store(dw_row + start + cols, dw + dy * x * rstd, mask=mask)
+
+
+def _check_inputs(x: torch.Tensor, weight: torch.Tensor) -> None:
+    check_float("x", x)
+    check_float("weight", weight)
+    check_same_device(x=x, weight=weight)
+    if x.dim() < 1 or x.shape[-1] == 0:
+        raise ValueError(f"x must have a non-empty last dimension, got shape {tuple(x.shape)}")
+    if weight.shape != (x.shape[-1],):
+        raise ValueError(
+            f"weight has shape {tuple(weight.shape)} but x has {x.shape[-1]} features in its last "
+            f"dimension; weight must have shape ({x.shape[-1]},)"
+        )
+    if not weight.is_contiguous():
+        raise ValueError("weight must be contiguous; call .contiguous()")
+
+
+def rmsnorm_forward(x2d: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Launch the forward on (rows, cols) ``x2d``: returns ``(y, rstd)`` with ``rstd`` float32 (rows,)."""
+    _check_inputs(x2d, weight)
+    check_rows("x", x2d)
+    n_rows, n_cols = x2d.shape
+    y = torch.empty_like(x2d, memory_format=torch.contiguous_format)
+    rstd = torch.empty(n_rows, device=x2d.device, dtype=torch.float32)
+    if n_rows == 0:
+        return y, rstd
+    blocks = row_blocks(n_cols)
+    _rmsnorm_forward_kernel[(n_rows,)](
+        x2d, weight, y, rstd, x2d.stride(0), y.stride(0), n_cols, eps,
+        BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
+    )
+    return y, rstd
+
+
+def rmsnorm_backward(
+    dy: torch.Tensor, x2d: torch.Tensor, weight: torch.Tensor, rstd: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Launch the backward: returns ``(dx, dweight)`` for (rows, cols) ``dy`` and ``x2d``."""
+    check_rows("dy", dy)
+    n_rows, n_cols = x2d.shape
+    dx = torch.empty_like(x2d, memory_format=torch.contiguous_format)
+    if n_rows == 0:
+        return dx, torch.zeros_like(weight)
+    blocks = row_blocks(n_cols)
+    per_program = rows_per_program(n_rows, 2 * sm_count(x2d.device))
+    n_programs = triton.cdiv(n_rows, per_program)
+    # One float32 partial weight-gradient row per program, zeroed for the multi-sweep path
+    # which accumulates into it; reduced once below.
+    dw_partial = torch.zeros(n_programs, n_cols, device=x2d.device, dtype=torch.float32)
+    _rmsnorm_backward_kernel[(n_programs,)](
+        dy, x2d, weight, rstd, dx, dw_partial,
+        dy.stride(0), x2d.stride(0), dx.stride(0), n_rows, n_cols, per_program,
+        BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
+    )
+    return dx, dw_partial.sum(dim=0).to(weight.dtype)
+
+
+class RMSNormFunction(torch.autograd.Function):
+    """Differentiable Triton RMSNorm over the last dimension of any-shaped ``x``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        _check_inputs(x, weight)
+        x2d = x.reshape(-1, x.shape[-1])  # (rows, cols); copies only when x is not row-strided
+        if x2d.shape[-1] > 1 and x2d.stride(-1) != 1:
+            x2d = x2d.contiguous()
+        y, rstd = rmsnorm_forward(x2d, weight, eps)
+        ctx.save_for_backward(x2d, weight, rstd)
+        return y.view(x.shape)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        x2d, weight, rstd = ctx.saved_tensors
+        dy2d = dy.reshape(x2d.shape).contiguous()  # (rows, cols)
+        dx, dweight = rmsnorm_backward(dy2d, x2d, weight, rstd)
+        return dx.view(dy.shape), dweight, None
+
+
 def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5, backend: str = "auto") -> torch.Tensor:
+    """RMSNorm over the last dimension of ``x`` with gain ``weight``; differentiable in both."""
     if resolve_backend(backend, x.device) == "triton":
-        raise NotImplementedError("the Triton RMSNorm kernel is being written")
+        return RMSNormFunction.apply(x, weight, eps)
     return rmsnorm_reference(x, weight, eps)

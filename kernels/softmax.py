@@ -1,10 +1,24 @@
-"""Softmax over one dimension, numerically stable (max subtracted), float32 accumulation."""
+"""Softmax over one dimension, numerically stable (max subtracted), float32 accumulation.
+
+Triton design: the op is moved to the last dimension and run with one program per row.
+
+* forward: when the row fits one block it is read once, kept in registers, and written once.
+  Longer rows take two sweeps: an online max/sum sweep (each lane keeps its own running max and
+  rescaled sum, combined once at the end, so no reduction sits inside the loop), then a sweep that
+  writes ``exp(x - max) / sum``.
+* backward: ``dx = y * (dy - sum(dy * y))`` from the saved output, again single-pass when the row
+  fits a block.
+"""
 
 from __future__ import annotations
 
 import torch
+import triton
+import triton.language as tl
 
 from ._backend import resolve_backend
+from ._blocks import row_blocks
+from ._checks import check_float, check_rows
 
 
 def softmax_reference(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -15,7 +29,133 @@ def softmax_reference(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return (exp / exp.sum(dim=dim, keepdim=True)).to(x.dtype)
 
 
+@triton.jit
+def _softmax_forward_kernel(
+    X, Y, stride_x, stride_y, n_cols, BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr
+):
+    row = tl.program_id(0).to(tl.int64)
+    x_row = X + row * stride_x
+    y_row = Y + row * stride_y
+    cols = tl.arange(0, BLOCK)
+    if SINGLE_PASS:
+        mask = cols < n_cols
+        x = tl.load(x_row + cols, mask=mask, other=float("-inf")).to(tl.float32)
+        e = tl.exp(x - tl.max(x, axis=0))
+        y = e / tl.sum(e, axis=0)
+        tl.store(y_row + cols, y.to(Y.dtype.element_ty), mask=mask)
+    else:
+        lane_max = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
+        lane_sum = tl.zeros([BLOCK], dtype=tl.float32)
+        for start in range(0, n_cols, BLOCK):
+            mask = start + cols < n_cols
+            x = tl.load(x_row + start + cols, mask=mask, other=float("-inf")).to(tl.float32)
+            new_max = tl.maximum(lane_max, x)
+            # A lane that has seen only -inf keeps sum 0 (avoids -inf - -inf = NaN).
+            safe_max = tl.where(new_max == float("-inf"), 0.0, new_max)
+            lane_sum = lane_sum * tl.exp(lane_max - safe_max) + tl.exp(x - safe_max)
+            lane_max = new_max
+        row_max = tl.max(lane_max, axis=0)
+        row_sum = tl.sum(lane_sum * tl.exp(lane_max - row_max), axis=0)
+        inv_sum = 1.0 / row_sum
+        for start in range(0, n_cols, BLOCK):
+            mask = start + cols < n_cols
+            x = tl.load(x_row + start + cols, mask=mask, other=float("-inf")).to(tl.float32)
+            y = tl.exp(x - row_max) * inv_sum
+            tl.store(y_row + start + cols, y.to(Y.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _softmax_backward_kernel(
+    DY, Y, DX, stride_dy, stride_y, stride_dx, n_cols,
+    BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    dy_row = DY + row * stride_dy
+    y_row = Y + row * stride_y
+    dx_row = DX + row * stride_dx
+    cols = tl.arange(0, BLOCK)
+    if SINGLE_PASS:
+        mask = cols < n_cols
+        y = tl.load(y_row + cols, mask=mask, other=0.0).to(tl.float32)
+        dy = tl.load(dy_row + cols, mask=mask, other=0.0).to(tl.float32)
+        dot = tl.sum(dy * y, axis=0)
+        tl.store(dx_row + cols, (y * (dy - dot)).to(DX.dtype.element_ty), mask=mask)
+    else:
+        acc = tl.zeros([BLOCK], dtype=tl.float32)
+        for start in range(0, n_cols, BLOCK):
+            mask = start + cols < n_cols
+            y = tl.load(y_row + start + cols, mask=mask, other=0.0).to(tl.float32)
+            dy = tl.load(dy_row + start + cols, mask=mask, other=0.0).to(tl.float32)
+            acc += dy * y
+        dot = tl.sum(acc, axis=0)
+        for start in range(0, n_cols, BLOCK):
+            mask = start + cols < n_cols
+            y = tl.load(y_row + start + cols, mask=mask, other=0.0).to(tl.float32)
+            dy = tl.load(dy_row + start + cols, mask=mask, other=0.0).to(tl.float32)
+            tl.store(dx_row + start + cols, (y * (dy - dot)).to(DX.dtype.element_ty), mask=mask)
+
+
+def softmax_forward(x2d: torch.Tensor) -> torch.Tensor:
+    """Launch the forward over the rows of (rows, cols) ``x2d``."""
+    check_float("x", x2d)
+    check_rows("x", x2d)
+    n_rows, n_cols = x2d.shape
+    y = torch.empty_like(x2d, memory_format=torch.contiguous_format)
+    if n_rows == 0:
+        return y
+    blocks = row_blocks(n_cols)
+    _softmax_forward_kernel[(n_rows,)](
+        x2d, y, x2d.stride(0), y.stride(0), n_cols,
+        BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
+    )
+    return y
+
+
+def softmax_backward(dy2d: torch.Tensor, y2d: torch.Tensor) -> torch.Tensor:
+    """Launch the backward: ``dx`` for (rows, cols) upstream gradient ``dy2d`` and output ``y2d``."""
+    check_rows("dy", dy2d)
+    if dy2d.shape != y2d.shape:
+        raise ValueError(f"dy has shape {tuple(dy2d.shape)} but the output has {tuple(y2d.shape)}")
+    n_rows, n_cols = y2d.shape
+    dx = torch.empty_like(y2d)
+    if n_rows == 0:
+        return dx
+    blocks = row_blocks(n_cols)
+    _softmax_backward_kernel[(n_rows,)](
+        dy2d, y2d, dx, dy2d.stride(0), y2d.stride(0), dx.stride(0), n_cols,
+        BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
+    )
+    return dx
+
+
+class SoftmaxFunction(torch.autograd.Function):
+    """Differentiable Triton softmax over dimension ``dim`` of any-shaped ``x``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, dim: int) -> torch.Tensor:
+        check_float("x", x)
+        if x.dim() == 0:
+            raise ValueError("softmax needs at least one dimension, got a 0-d tensor")
+        dim = dim % x.dim()
+        moved = x.movedim(dim, -1)  # (..., n) with the softmax dimension last
+        x2d = moved.reshape(-1, moved.shape[-1])  # (rows, n)
+        if x2d.shape[-1] > 1 and x2d.stride(-1) != 1:
+            x2d = x2d.contiguous()
+        y2d = softmax_forward(x2d)
+        ctx.save_for_backward(y2d)
+        ctx.dim, ctx.moved_shape = dim, moved.shape
+        return y2d.view(moved.shape).movedim(-1, dim)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        (y2d,) = ctx.saved_tensors
+        dy2d = dy.movedim(ctx.dim, -1).reshape(y2d.shape).contiguous()  # (rows, n)
+        dx2d = softmax_backward(dy2d, y2d)
+        return dx2d.view(ctx.moved_shape).movedim(-1, ctx.dim), None
+
+
 def softmax(x: torch.Tensor, dim: int = -1, backend: str = "auto") -> torch.Tensor:
+    """Softmax of ``x`` along ``dim``; differentiable."""
     if resolve_backend(backend, x.device) == "triton":
-        raise NotImplementedError("the Triton softmax kernel is being written")
+        return SoftmaxFunction.apply(x, dim)
     return softmax_reference(x, dim)

@@ -1,0 +1,86 @@
+"""Block sizes and warp counts for every kernel, chosen in one place.
+
+The GPU choices are the standard ones for an H100 (rows kept in registers up to 16k elements,
+flash-attention tiles of 128 x 64). Under Triton's CPU interpreter (``TRITON_INTERPRET=1``) the
+blocks are small on purpose: every program instance runs in Python, and small blocks let tests
+with small, awkward shapes still exercise the multi-block code paths (rows longer than a block,
+sequence tails, several key tiles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import triton
+
+from ._backend import interpreter_enabled
+
+
+@dataclass(frozen=True)
+class RowBlocks:
+    """How a row-wise kernel (one program per row) covers a row of ``n_cols`` elements."""
+
+    block: int  # columns handled per step (a power of two)
+    single_pass: bool  # the whole row fits one block: kept in registers, read once
+    num_warps: int
+
+
+def _warps_for(block: int) -> int:
+    if block <= 1024:
+        return 4
+    if block <= 4096:
+        return 8
+    return 16
+
+
+def row_blocks(n_cols: int, gpu_max_block: int = 16384, interpreter_max_block: int = 256) -> RowBlocks:
+    """Block for a row-wise op: the whole row when it fits ``max_block``, else ``max_block``-wide steps."""
+    if n_cols < 1:
+        raise ValueError(f"rows must have at least one element, got {n_cols}")
+    max_block = interpreter_max_block if interpreter_enabled() else gpu_max_block
+    block = min(triton.next_power_of_2(n_cols), max_block)
+    return RowBlocks(block=block, single_pass=n_cols <= block, num_warps=_warps_for(block))
+
+
+def rows_per_program(n_rows: int, target_programs: int) -> int:
+    """Rows each program handles so that about ``target_programs`` programs cover ``n_rows``."""
+    return max(1, triton.cdiv(n_rows, max(1, target_programs)))
+
+
+@dataclass(frozen=True)
+class AttentionBlocks:
+    """Tile sizes of the flash-attention kernels (queries x keys) and their launch settings."""
+
+    block_m: int  # query rows per tile
+    block_n: int  # key rows per tile
+    block_d: int  # head dim padded to a power of two
+    num_warps: int
+    num_stages: int
+
+
+def attention_forward_blocks(head_dim: int) -> AttentionBlocks:
+    block_d = max(16, triton.next_power_of_2(head_dim))
+    if interpreter_enabled():
+        return AttentionBlocks(16, 16, block_d, num_warps=4, num_stages=1)
+    if block_d <= 64:
+        return AttentionBlocks(128, 64, block_d, num_warps=4, num_stages=3)
+    return AttentionBlocks(128, 64, block_d, num_warps=8, num_stages=3)
+
+
+def attention_backward_blocks(head_dim: int) -> AttentionBlocks:
+    """Tiles for both backward kernels (dk/dv over query tiles, dq over key tiles)."""
+    block_d = max(16, triton.next_power_of_2(head_dim))
+    if interpreter_enabled():
+        return AttentionBlocks(16, 16, block_d, num_warps=4, num_stages=1)
+    if block_d <= 64:
+        return AttentionBlocks(64, 64, block_d, num_warps=4, num_stages=3)
+    return AttentionBlocks(64, 64, block_d, num_warps=8, num_stages=2)
+
+
+def sm_count(device) -> int:
+    """Streaming multiprocessors on a CUDA device (a small stand-in under the interpreter)."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4

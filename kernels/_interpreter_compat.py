@@ -1,20 +1,49 @@
-"""Keep Triton 3.6's CPU interpreter working with numpy >= 2.4.
+"""Two fixes to Triton 3.6's CPU interpreter, applied only when it is enabled.
 
-The interpreter stores scalars as one-element numpy arrays and converts them with
-``int(array)`` when a runtime value bounds a ``range`` loop; numpy 2.4 made that conversion a
-TypeError ("only 0-dimensional arrays can be converted to Python scalars"; triton-lang/triton
-issue 9171, fixed upstream after 3.6 by converting through a single element). This module applies
-the same fix to the interpreter at import time. It touches nothing when the interpreter is off,
-so compiled GPU kernels are unaffected, and it is a no-op on Triton versions without the hook.
+1. numpy >= 2.4. The interpreter stores scalars as one-element numpy arrays and converts them
+   with ``int(array)`` when a runtime value bounds a ``range`` loop; numpy 2.4 made that a
+   TypeError ("only 0-dimensional arrays can be converted to Python scalars"; triton-lang/triton
+   issue 9171, fixed upstream after 3.6 by converting through one element). Same fix here.
+2. ``tl.dot`` on bfloat16. The interpreter stores bfloat16 as raw uint16 bits and multiplies
+   those bits as integers, so every bfloat16 matmul returns garbage. The fix widens bfloat16
+   operands to float32 (exact: bfloat16 is the top half of a float32) before the matmul.
+
+Nothing is touched when the interpreter is off, so compiled GPU kernels are unaffected, and each
+fix is skipped on Triton versions without the patched hook.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ._backend import interpreter_enabled
 
 
 def _scalar_index(self) -> int:
     return int(self.handle.data.reshape(-1)[0])
+
+
+def _bf16_bits_to_float32(data: np.ndarray) -> np.ndarray:
+    return (data.astype(np.uint32) << 16).view(np.float32)
+
+
+def _patch_bf16_dot(interpreter) -> None:
+    import triton.language as tl
+
+    builder = getattr(interpreter, "InterpreterBuilder", None)
+    original = getattr(builder, "create_dot", None)
+    if original is None or getattr(original, "_tritonlm_patched", False):
+        return
+
+    def create_dot(self, a, b, d, input_precision, max_num_imprecise_acc):
+        if a.dtype == tl.bfloat16:
+            a = interpreter.TensorHandle(_bf16_bits_to_float32(a.data), tl.float32)
+        if b.dtype == tl.bfloat16:
+            b = interpreter.TensorHandle(_bf16_bits_to_float32(b.data), tl.float32)
+        return original(self, a, b, d, input_precision, max_num_imprecise_acc)
+
+    create_dot._tritonlm_patched = True
+    builder.create_dot = create_dot
 
 
 def install() -> None:
@@ -24,6 +53,7 @@ def install() -> None:
         from triton.runtime import interpreter
     except ImportError:
         return
+    _patch_bf16_dot(interpreter)
     original = getattr(interpreter, "_patch_lang_tensor", None)
     if original is None or getattr(original, "_tritonlm_patched", False):
         return

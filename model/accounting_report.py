@@ -1,0 +1,163 @@
+"""``python -m model.accounting``: parameter, FLOP and training-memory tables for model shapes.
+
+Examples::
+
+    python -m model.accounting                              # GPT-2 small, medium, large, XL
+    python -m model.accounting --preset gpt2-xl --context 16384
+    python -m model.accounting --preset tinystories --batch 64 --memory-gb 24
+    python -m model.accounting --preset tiny --d_model 128 --num_layers 3 --ffn silu
+
+Every ``ModelConfig`` field is a flag (``--d_model``/``--d-model``, ``--tie_embeddings true``...)
+that overrides the preset(s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+from .accounting import GIB, count_parameters, forward_flops, max_batch_size, parameter_counts, training_memory
+from .config import ModelConfig
+from .presets import PRESETS, preset
+
+DEFAULT_PRESETS = ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl")
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _field_parser(annotation) -> typing.Callable[[str], object]:
+    """The argparse type of a ModelConfig field (``int | None`` parses as int)."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {"int": int, "float": float, "str": str, "bool": bool})  # noqa: S307
+    if isinstance(annotation, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return _parse_bool if annotation is bool else annotation
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m model.accounting",
+        description="Parameters, forward FLOPs per matmul group and AdamW training memory of TransformerLM shapes.",
+    )
+    parser.add_argument("--preset", action="append", choices=sorted(PRESETS),
+                        help=f"model shape (repeatable; default: {', '.join(DEFAULT_PRESETS)})")
+    parser.add_argument("--context", type=int, help="sequence length (sets context_length)")
+    parser.add_argument("--batch", type=int, default=1, help="sequences per step for the memory table (default 1)")
+    parser.add_argument("--memory-gb", type=float, default=80.0,
+                        help="accelerator memory for the largest-batch estimate, in GiB (default 80)")
+    parser.add_argument("--param-bytes", type=int, default=4, help="bytes per parameter and gradient (default 4)")
+    parser.add_argument("--activation-bytes", type=int, default=4,
+                        help="bytes per saved activation: 4 float32, 2 bf16 autocast (default 4)")
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    group = parser.add_argument_group("model fields (override the preset)")
+    for f in fields(ModelConfig):
+        group.add_argument(f"--{f.name}", *([f"--{f.name.replace('_', '-')}"] if "_" in f.name else []),
+                           dest=f"model_{f.name}", type=_field_parser(f.type), metavar=f.name.upper())
+    return parser
+
+
+def configs_from_args(args: argparse.Namespace) -> dict[str, ModelConfig]:
+    overrides = {f.name: getattr(args, f"model_{f.name}") for f in fields(ModelConfig)}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.context is not None:
+        overrides["context_length"] = args.context
+    return {name: preset(name, **overrides) for name in (args.preset or DEFAULT_PRESETS)}
+
+
+# ---------------------------------------------------------------------------------- formatting
+def human(n: float, unit: str = "") -> str:
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{suffix}{unit}"
+    return f"{n:.0f}{unit}"
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    rule = "-" * len(line(header))
+    return "\n".join([title, rule, line(header), rule, *(line(r) for r in rows), rule])
+
+
+def share_rows(groups: dict[str, int], fmt) -> list[list[str]]:
+    total = sum(groups.values())
+    rows = [[name, fmt(value), f"{100 * value / total:.1f}%"] for name, value in groups.items() if value]
+    return rows + [["total", fmt(total), "100.0%"]]
+
+
+# -------------------------------------------------------------------------------------- report
+def report(name: str, cfg: ModelConfig, args: argparse.Namespace) -> tuple[str, dict]:
+    params = parameter_counts(cfg)
+    flops = forward_flops(cfg)
+    memory = training_memory(cfg, args.batch, None, args.param_bytes, args.activation_bytes)
+    memory_bytes = int(args.memory_gb * GIB)
+    fits = max_batch_size(cfg, memory_bytes, None, args.param_bytes, args.activation_bytes)
+    shape = (f"{name}: vocab {cfg.vocab_size}, context {cfg.context_length}, d_model {cfg.d_model}, "
+             f"{cfg.num_layers} layers, {cfg.num_heads} heads, d_ff {cfg.d_ff}, ffn {cfg.ffn}, norm {cfg.norm}, "
+             f"tied {cfg.tie_embeddings}")
+    mem_groups = {"parameters": memory.parameters, "gradients": memory.gradients,
+                  "AdamW moments (m, v; float32)": memory.optimizer_state,
+                  **{f"activations: {k}": v for k, v in memory.activations.items()}}
+    gib = lambda b: f"{b / GIB:.3f} GiB"  # noqa: E731
+    text = "\n\n".join([
+        "=" * len(shape) + "\n" + shape + "\n" + "=" * len(shape),
+        table("Parameters", ["group", "parameters", "share"], share_rows(params, lambda n: f"{n:,}")),
+        table(f"Forward FLOPs, one sequence of {cfg.context_length} tokens (training step = 3x forward)",
+              ["matmul group", "FLOPs", "share"], share_rows(flops, lambda n: f"{n:.3e}")),
+        table(f"Training memory, batch {args.batch} x {cfg.context_length} tokens, "
+              f"{args.param_bytes}-byte params, {args.activation_bytes}-byte activations",
+              ["component", "memory", "share"], share_rows(mem_groups, gib)),
+        f"Largest batch that fits in {args.memory_gb:g} GiB: {fits} sequence(s) of {cfg.context_length} tokens"
+        + ("" if fits else " (parameters, gradients and AdamW state alone do not fit)"),
+    ])
+    figures = {"config": cfg.to_dict(), "parameters": params, "total_parameters": count_parameters(cfg),
+               "forward_flops": flops, "total_forward_flops": sum(flops.values()),
+               "memory_bytes": mem_groups, "total_memory_bytes": memory.total,
+               "batch": args.batch, "memory_gb": args.memory_gb, "max_batch_size": fits}
+    return text, figures
+
+
+def summary(configs: dict[str, ModelConfig]) -> str:
+    rows = []
+    for name, cfg in configs.items():
+        flops = forward_flops(cfg)
+        total = sum(flops.values())
+        attn = flops["attention scores Q K^T"] + flops["attention values P V"]
+        rows.append([name, f"{count_parameters(cfg):,}", f"{total:.3e}", f"{100 * attn / total:.1f}%",
+                     f"{100 * flops['lm_head'] / total:.1f}%"])
+    return table("Summary (forward FLOPs per sequence)",
+                 ["model", "parameters", "forward FLOPs", "attn T^2 share", "lm_head share"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        configs = configs_from_args(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    results = {}
+    for name, cfg in configs.items():
+        text, results[name] = report(name, cfg, args)
+        print(text, end="\n\n")
+    if len(configs) > 1:
+        print(summary(configs))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
+        tmp.write_text(json.dumps(results, indent=2))
+        tmp.replace(args.json)
+    return 0

@@ -77,6 +77,17 @@ def attention_backward_blocks(head_dim: int) -> AttentionBlocks:
     return AttentionBlocks(64, 64, block_d, num_warps=8, num_stages=2)
 
 
+def linear_cross_entropy_chunk_tokens(n_tokens: int, vocab_size: int, hidden_dim: int) -> int:
+    """Tokens per chunk of the fused LM head + loss.
+
+    The chunk's logits (chunk x vocab) are about the size of the hidden states (tokens x
+    hidden_dim), capped at 16 chunks so that the weight gradient, accumulated across chunks in
+    the weight dtype, sees few roundings and each chunk's matmul stays large.
+    """
+    n_chunks = max(1, min(triton.cdiv(vocab_size, max(1, hidden_dim)), 16))
+    return max(1, triton.cdiv(n_tokens, n_chunks))
+
+
 def sm_count(device) -> int:
     """Streaming multiprocessors on a CUDA device (a small stand-in under the interpreter)."""
     import torch

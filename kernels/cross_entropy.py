@@ -1,10 +1,33 @@
-"""Mean cross-entropy over token positions, and the LM head fused with it."""
+"""Mean cross-entropy over token positions, and the LM head fused with it.
+
+Triton design: one program per token row.
+
+* The loss kernel computes ``logsumexp(logits) - logits[target]`` with an online max/sum over
+  vocab tiles (each lane keeps a running max and rescaled sum, combined once), and in the same
+  kernel writes the gradient of the *mean* loss, ``(softmax - onehot) / num_valid``, so the
+  backward is a single scalar multiply. Rows that fit one block are read once from registers.
+  ``num_valid`` (targets != ignore_index) stays on the device: no host synchronisation.
+  Ignored rows get loss 0 and gradient 0; a target outside ``[0, vocab)`` gives a NaN loss.
+* ``linear_cross_entropy`` runs the LM head in token chunks: for each chunk the logits are
+  computed, the loss kernel overwrites them with their gradient in place, and the chunk's
+  contributions ``grad @ W`` (to dhidden) and ``grad^T @ h`` (to dweight) are taken at once.
+  The full (tokens x vocab) logits never exist; backward only scales the stored gradients.
+"""
 
 from __future__ import annotations
 
 import torch
+import triton
+import triton.language as tl
 
 from ._backend import resolve_backend
+from ._blocks import linear_cross_entropy_chunk_tokens, row_blocks
+from ._checks import check_float, check_rows, check_same_device, check_same_dtype
+
+# Vocab tile sizes: whole rows up to 16k stay in registers on the GPU; under the interpreter a
+# 4096-wide tile keeps the > 65,536-vocab tests fast while still looping over several tiles.
+_GPU_MAX_BLOCK = 16384
+_INTERPRETER_MAX_BLOCK = 4096
 
 
 def cross_entropy_reference(
@@ -33,11 +56,185 @@ def linear_cross_entropy_reference(
     return cross_entropy_reference(torch.matmul(hidden, weight.t()), targets, ignore_index)
 
 
+@triton.jit
+def _cross_entropy_kernel(
+    LOGITS, GRAD, TARGETS, LOSS, NUM_VALID, stride_logits, stride_grad, n_cols, ignore_index,
+    BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr, WRITE_GRAD: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    logits_row = LOGITS + row * stride_logits
+    grad_row = GRAD + row * stride_grad
+    target = tl.load(TARGETS + row).to(tl.int64)
+    ignored = target == ignore_index
+    in_range = (target >= 0) & (target < n_cols)
+    target_logit = tl.load(logits_row + target, mask=in_range & (~ignored), other=0.0).to(tl.float32)
+    cols = tl.arange(0, BLOCK)
+    if SINGLE_PASS:
+        mask = cols < n_cols
+        x = tl.load(logits_row + cols, mask=mask, other=float("-inf")).to(tl.float32)
+        row_max = tl.max(x, axis=0)
+        e = tl.exp(x - row_max)
+        row_sum = tl.sum(e, axis=0)
+    else:
+        lane_max = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
+        lane_sum = tl.zeros([BLOCK], dtype=tl.float32)
+        for start in range(0, n_cols, BLOCK):
+            mask = start + cols < n_cols
+            x = tl.load(logits_row + start + cols, mask=mask, other=float("-inf")).to(tl.float32)
+            new_max = tl.maximum(lane_max, x)
+            safe_max = tl.where(new_max == float("-inf"), 0.0, new_max)
+            lane_sum = lane_sum * tl.exp(lane_max - safe_max) + tl.exp(x - safe_max)
+            lane_max = new_max
+        row_max = tl.max(lane_max, axis=0)
+        row_sum = tl.sum(lane_sum * tl.exp(lane_max - row_max), axis=0)
+    lse = row_max + tl.log(row_sum)
+    loss = tl.where(ignored, 0.0, lse - target_logit)
+    loss = tl.where(in_range | ignored, loss, float("nan"))
+    tl.store(LOSS + row, loss)
+    if WRITE_GRAD:
+        # d(mean loss)/d(logits) = (softmax - onehot(target)) / num_valid; zero for ignored rows.
+        scale = tl.where(ignored, 0.0, 1.0 / tl.load(NUM_VALID))
+        if SINGLE_PASS:
+            grad = (e / row_sum - tl.where(cols == target, 1.0, 0.0)) * scale
+            tl.store(grad_row + cols, grad.to(GRAD.dtype.element_ty), mask=mask)
+        else:
+            for start in range(0, n_cols, BLOCK):
+                mask = start + cols < n_cols
+                x = tl.load(logits_row + start + cols, mask=mask, other=float("-inf")).to(tl.float32)
+                grad = (tl.exp(x - lse) - tl.where(start + cols == target, 1.0, 0.0)) * scale
+                tl.store(grad_row + start + cols, grad.to(GRAD.dtype.element_ty), mask=mask)
+
+
+def _check_targets(targets: torch.Tensor, expected_shape: tuple[int, ...], device: torch.device) -> None:
+    if not isinstance(targets, torch.Tensor) or targets.dtype not in (torch.int64, torch.int32):
+        got = targets.dtype if isinstance(targets, torch.Tensor) else type(targets).__name__
+        raise TypeError(f"targets must be an int64 or int32 tensor of class ids, got {got}")
+    if tuple(targets.shape) != tuple(expected_shape):
+        raise ValueError(
+            f"targets has shape {tuple(targets.shape)} but the logits expect {tuple(expected_shape)} "
+            "(one target per position)"
+        )
+    if targets.device != device:
+        raise ValueError(f"targets are on {targets.device} but the logits on {device}; move them with .to()")
+
+
+def count_valid(targets: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """Number of non-ignored targets as a float32 device scalar (no host synchronisation)."""
+    return (targets != ignore_index).sum().to(torch.float32)
+
+
+def cross_entropy_forward(
+    logits2d: torch.Tensor, targets1d: torch.Tensor, ignore_index: int, num_valid: torch.Tensor,
+    grad_out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Launch the loss kernel on (rows, vocab) logits; returns per-row losses (float32).
+
+    When ``grad_out`` is given (it may be ``logits2d`` itself, for an in-place gradient) the
+    gradient of the mean loss over ``num_valid`` positions is written into it.
+    """
+    check_float("logits", logits2d)
+    check_rows("logits", logits2d)
+    _check_targets(targets1d, logits2d.shape[:1], logits2d.device)
+    n_rows, n_cols = logits2d.shape
+    losses = torch.empty(n_rows, device=logits2d.device, dtype=torch.float32)
+    if n_rows == 0:
+        return losses
+    if grad_out is not None:
+        check_rows("grad", grad_out)
+    blocks = row_blocks(n_cols, _GPU_MAX_BLOCK, _INTERPRETER_MAX_BLOCK)
+    grad = logits2d if grad_out is None else grad_out
+    _cross_entropy_kernel[(n_rows,)](
+        logits2d, grad, targets1d.contiguous(), losses, num_valid, logits2d.stride(0), grad.stride(0),
+        n_cols, ignore_index,
+        BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, WRITE_GRAD=grad_out is not None,
+        num_warps=blocks.num_warps,
+    )
+    return losses
+
+
+class CrossEntropyFunction(torch.autograd.Function):
+    """Mean cross-entropy whose logits gradient is computed in the forward kernel."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, ignore_index: int) -> torch.Tensor:
+        check_float("logits", logits)
+        if logits.dim() < 1 or logits.shape[-1] == 0:
+            raise ValueError(f"logits must have a non-empty vocab dimension, got shape {tuple(logits.shape)}")
+        _check_targets(targets, logits.shape[:-1], logits.device)
+        logits2d = logits.reshape(-1, logits.shape[-1])  # (tokens, vocab)
+        if logits2d.shape[-1] > 1 and logits2d.stride(-1) != 1:
+            logits2d = logits2d.contiguous()
+        targets1d = targets.reshape(-1)  # (tokens,)
+        num_valid = count_valid(targets1d, ignore_index)
+        grad = torch.empty_like(logits2d, memory_format=torch.contiguous_format) if ctx.needs_input_grad[0] else None
+        losses = cross_entropy_forward(logits2d, targets1d, ignore_index, num_valid, grad)
+        ctx.save_for_backward(grad)
+        ctx.logits_shape = logits.shape
+        return losses.sum() / num_valid
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        (grad,) = ctx.saved_tensors
+        return (grad * grad_loss.to(grad.dtype)).view(ctx.logits_shape), None, None
+
+
+class LinearCrossEntropyFunction(torch.autograd.Function):
+    """Mean cross-entropy of ``hidden @ weight.T``, computed chunk by chunk over the tokens."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, ignore_index: int, chunk_tokens: int | None = None):
+        _check_linear_inputs(hidden, weight, targets)
+        h2d = hidden.reshape(-1, hidden.shape[-1])  # (tokens, hidden_dim)
+        targets1d = targets.reshape(-1)  # (tokens,)
+        n_tokens, vocab = h2d.shape[0], weight.shape[0]
+        chunk = chunk_tokens or linear_cross_entropy_chunk_tokens(n_tokens, vocab, h2d.shape[1])
+        num_valid = count_valid(targets1d, ignore_index)
+        want_dh, want_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        dh = torch.empty_like(h2d) if want_dh else None
+        dw = torch.zeros_like(weight) if want_dw else None
+        losses = torch.empty(n_tokens, device=h2d.device, dtype=torch.float32)
+        for start in range(0, n_tokens, chunk):
+            h_chunk = h2d[start : start + chunk]  # (chunk, hidden_dim)
+            logits = h_chunk @ weight.t()  # (chunk, vocab); overwritten by its gradient below
+            grad = logits if (want_dh or want_dw) else None
+            losses[start : start + chunk] = cross_entropy_forward(
+                logits, targets1d[start : start + chunk], ignore_index, num_valid, grad
+            )
+            if want_dh:
+                torch.matmul(logits, weight, out=dh[start : start + chunk])
+            if want_dw:
+                dw.addmm_(logits.t(), h_chunk)
+        ctx.save_for_backward(dh, dw)
+        ctx.hidden_shape = hidden.shape
+        return losses.sum() / num_valid
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        dh, dw = ctx.saved_tensors
+        dhidden = None if dh is None else (dh * grad_loss.to(dh.dtype)).view(ctx.hidden_shape)
+        dweight = None if dw is None else dw * grad_loss.to(dw.dtype)
+        return dhidden, dweight, None, None, None
+
+
+def _check_linear_inputs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> None:
+    check_float("hidden", hidden)
+    check_float("weight", weight)
+    check_same_device(hidden=hidden, weight=weight)
+    check_same_dtype(hidden=hidden, weight=weight)
+    if weight.dim() != 2 or hidden.dim() < 1 or hidden.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"weight must be (vocab, hidden_dim) matching hidden's last dimension; got hidden "
+            f"{tuple(hidden.shape)} and weight {tuple(weight.shape)}"
+        )
+    _check_targets(targets, hidden.shape[:-1], hidden.device)
+
+
 def cross_entropy(
     logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100, backend: str = "auto"
 ) -> torch.Tensor:
+    """Mean cross-entropy of (..., vocab) ``logits`` against (...) ``targets``, skipping ``ignore_index``."""
     if resolve_backend(backend, logits.device) == "triton":
-        raise NotImplementedError("the Triton cross-entropy kernel is being written")
+        return CrossEntropyFunction.apply(logits, targets, ignore_index)
     return cross_entropy_reference(logits, targets, ignore_index)
 
 
@@ -48,6 +245,7 @@ def linear_cross_entropy(
     ignore_index: int = -100,
     backend: str = "auto",
 ) -> torch.Tensor:
+    """``cross_entropy(hidden @ weight.T, targets)`` without holding all the logits at once (Triton)."""
     if resolve_backend(backend, hidden.device) == "triton":
-        raise NotImplementedError("the Triton fused linear cross-entropy is being written")
+        return LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, None)
     return linear_cross_entropy_reference(hidden, weight, targets, ignore_index)

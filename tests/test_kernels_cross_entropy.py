@@ -1,0 +1,108 @@
+"""Triton cross-entropy and fused linear + cross-entropy against the reference and F.cross_entropy.
+
+Vocabularies above 65,536 take the interpreter's multi-tile path (4,096-wide vocab tiles); small
+ones the single-block path. Some targets are ``ignore_index``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kernels import cross_entropy, cross_entropy_reference, linear_cross_entropy, linear_cross_entropy_reference
+from kernels._testing import assert_all_close, output_and_grads
+from kernels.cross_entropy import LinearCrossEntropyFunction
+
+DTYPES = [
+    pytest.param(torch.float32, 1e-5, 1e-5, id="fp32"),
+    pytest.param(torch.bfloat16, 1e-2, 2e-2, id="bf16"),
+    pytest.param(torch.float16, 2e-3, 2e-3, id="fp16"),
+]
+IGNORE = -100
+
+
+def _targets(shape, vocab, gen, ignore_every=3):
+    targets = torch.randint(0, vocab, shape, generator=gen)
+    flat = targets.view(-1)
+    if flat.numel() > 1:
+        flat[::ignore_every] = IGNORE
+    return targets
+
+
+@pytest.mark.parametrize("shape, vocab", [((1,), 7), ((3,), 37), ((2, 5), 300), ((3,), 70_001), ((2,), 65_537)],
+                         ids=str)
+@pytest.mark.parametrize("dtype, atol, rtol", DTYPES)
+def test_cross_entropy_matches_reference_and_builtin(device, shape, vocab, dtype, atol, rtol):
+    gen = torch.Generator().manual_seed(vocab)
+    logits = (5 * torch.randn(*shape, vocab, generator=gen)).to(device)
+    targets = _targets(shape, vocab, gen).to(device)
+    grad_scale = torch.tensor(1.7, device=device)  # the upstream gradient is applied in backward
+
+    got = output_and_grads(lambda x: cross_entropy(x, targets, IGNORE, backend="triton"), [logits], grad_scale, dtype)
+    ref = output_and_grads(lambda x: cross_entropy_reference(x, targets, IGNORE), [logits], grad_scale, dtype)
+    builtin = output_and_grads(
+        lambda x: F.cross_entropy(x.reshape(-1, vocab), targets.reshape(-1), ignore_index=IGNORE),
+        [logits.to(dtype)], grad_scale, torch.float32)
+    assert got[0].dtype == torch.float32 and got[1][0].dtype == dtype
+    # The loss is a float32 mean of float32 row losses in every case: tight for all dtypes.
+    assert_all_close([got[0]], [builtin[0]], 1e-5, 1e-5, ["loss"])
+    assert_all_close([got[0]], [ref[0]], 1e-5, 1e-5, ["loss"])
+    assert_all_close(got[1], builtin[1], atol, rtol, ["dlogits"])
+    assert_all_close(got[1], ref[1], atol, rtol, ["dlogits"])
+
+
+def test_cross_entropy_ignored_rows_get_zero_gradient_and_all_ignored_is_nan(device):
+    logits = torch.randn(4, 50, device=device, requires_grad=True)
+    targets = torch.tensor([3, IGNORE, 7, IGNORE], device=device)
+    cross_entropy(logits, targets, backend="triton").backward()
+    assert (logits.grad[1] == 0).all() and (logits.grad[3] == 0).all()
+    all_ignored = torch.full((4,), IGNORE, device=device)
+    assert torch.isnan(cross_entropy(logits, all_ignored, backend="triton"))
+    assert torch.isnan(F.cross_entropy(logits, all_ignored))
+
+
+def test_cross_entropy_out_of_range_target_gives_nan_not_garbage(device):
+    logits = torch.randn(2, 10, device=device)
+    assert torch.isnan(cross_entropy(logits, torch.tensor([1, 10], device=device), backend="triton"))
+
+
+@pytest.mark.parametrize("tokens, hidden_dim, vocab, chunk", [(10, 32, 70_001, None), (7, 24, 301, 3),
+                                                              (1, 16, 50, None)], ids=str)
+@pytest.mark.parametrize("dtype, atol, rtol", DTYPES)
+def test_linear_cross_entropy_matches_reference_and_builtin(device, tokens, hidden_dim, vocab, chunk, dtype, atol,
+                                                             rtol):
+    gen = torch.Generator().manual_seed(tokens * vocab)
+    hidden = torch.randn(tokens, hidden_dim, generator=gen).to(device)
+    weight = (torch.randn(vocab, hidden_dim, generator=gen) / hidden_dim**0.5).to(device)
+    targets = _targets((tokens,), vocab, gen, ignore_every=4).to(device)
+
+    got = output_and_grads(lambda h, w: LinearCrossEntropyFunction.apply(h, w, targets, IGNORE, chunk),
+                           [hidden, weight], None, dtype)
+    ref = output_and_grads(lambda h, w: linear_cross_entropy_reference(h, w, targets, IGNORE), [hidden, weight],
+                           None, dtype)
+    builtin = output_and_grads(lambda h, w: F.cross_entropy(h @ w.t(), targets, ignore_index=IGNORE),
+                               [hidden.to(dtype), weight.to(dtype)], None, torch.float32)
+    names = ["loss", "dhidden", "dweight"]
+    # 16-bit logits are rounded once (as in the reference), so the loss is compared at dtype precision.
+    assert_all_close([got[0], *got[1]], [ref[0], *ref[1]], atol, rtol, names)
+    assert_all_close([got[0], *got[1]], [builtin[0], *builtin[1]], atol, rtol, names)
+
+
+def test_linear_cross_entropy_public_function_and_leading_dims(device):
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(2, 3, 20, generator=gen).to(device)
+    weight = torch.randn(33, 20, generator=gen).to(device)
+    targets = torch.randint(0, 33, (2, 3), generator=gen).to(device)
+    got = output_and_grads(lambda h, w: linear_cross_entropy(h, w, targets, backend="triton"), [hidden, weight])
+    ref = output_and_grads(lambda h, w: linear_cross_entropy_reference(h, w, targets), [hidden, weight])
+    assert_all_close([got[0], *got[1]], [ref[0], *ref[1]], 1e-5, 1e-5, ["loss", "dhidden", "dweight"])
+
+
+def test_linear_cross_entropy_without_grad_computes_loss_only(device):
+    hidden = torch.randn(6, 8, device=device)
+    weight = torch.randn(40, 8, device=device)
+    targets = torch.randint(0, 40, (6,), device=device)
+    with torch.no_grad():
+        got = linear_cross_entropy(hidden, weight, targets, backend="triton")
+    torch.testing.assert_close(got, F.cross_entropy(hidden @ weight.t(), targets))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 
 import kernels
-from kernels import attention_reference
 
 from .config import KernelPlan
 from .layers import KernelModule, Linear, RMSNorm, RotaryPositionalEmbedding
@@ -102,15 +101,14 @@ class MultiHeadSelfAttention(KernelModule):
         return self.output_proj(out.transpose(-3, -2).flatten(-2))  # (..., T, d_model)
 
     def _attend(self, q, k, v, kv_cache: LayerKVCache | None, start_pos: int) -> torch.Tensor:
+        """Causal attention of q (..., h, T, d_k) over the keys; with a cache the keys are the
+        cached ones followed by the new ones, and the causal mask is aligned at the end."""
         if kv_cache is not None:
             k, v = kv_cache.append(k, v, start_pos)
-        if k.shape[-2] == q.shape[-2]:
-            lead = q.shape[:-3]
-            q4, k4, v4 = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))  # (batch, h, T, d_k)
-            out = kernels.attention(q4, k4, v4, causal=True, backend=self.kernel_plan.attention)
-            return out.reshape(*lead, *out.shape[-3:])
-        # Incremental decoding (fewer queries than keys): the causal mask is aligned at the end.
-        return attention_reference(q, k, v, causal=True)
+        lead = q.shape[:-3]
+        q4, k4, v4 = (t.reshape(-1, *t.shape[-3:]) for t in (q, k, v))  # (batch, h, T, d_k)
+        out = kernels.attention(q4, k4, v4, causal=True, backend=self.kernel_plan.attention)
+        return out.reshape(*lead, *out.shape[-3:])
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, num_heads={self.num_heads}, backend={self.kernel_plan.attention}"

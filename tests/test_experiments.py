@@ -1,0 +1,115 @@
+"""Sweeps: diverged and crashed runs are recorded without stopping the sweep; interrupted sweeps resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from model import ModelConfig
+from tokenizer.tokenfile import write_tokens
+from train.config import TrainConfig
+from train.experiments import ABLATIONS, ablation_runs, batch_size_runs, default_batch_sizes, lr_sweep_runs, main
+from train.loop import NonFiniteLossError
+from train.stories import generate_corpus
+from train.sweep import RunSpec, Sweep, run_sweep
+from train.writeup_checks import lr_toy
+
+
+def _base(tmp_path) -> TrainConfig:
+    model = ModelConfig(vocab_size=256, context_length=16, d_model=16, num_layers=1, num_heads=2, kernels="torch")
+    return TrainConfig(model=model, train_data=str(tmp_path / "unused.tok"), max_iters=None, budget_seconds=1.0,
+                       progress=False)
+
+
+class FakeTrainer:
+    """Stands in for run_training: records calls, writes metrics, fails on request."""
+
+    def __init__(self, fail: dict[str, BaseException] | None = None):
+        self.calls, self.fail = [], fail or {}
+
+    def __call__(self, cfg: TrainConfig) -> dict:
+        from pathlib import Path
+
+        name = Path(cfg.out_dir).name
+        self.calls.append((name, cfg.resume, cfg.max_lr))
+        Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+        if name in self.fail:
+            raise self.fail[name]
+        losses = [5.5, 3.0, 2.0] if cfg.max_lr < 1 else [5.5, 6.0, 7.5]
+        with open(Path(cfg.out_dir) / "metrics.jsonl", "w") as f:
+            for i, loss in enumerate(losses):
+                f.write(json.dumps({"kind": "val", "step": i * 10, "tokens": i * 100, "elapsed_s": i * 0.5, "val_loss": loss}) + "\n")
+        return {"status": "completed", "tokens": 200, "steps": 20, "tokens_per_s": 400.0, "train_seconds": 0.5}
+
+
+def test_diverged_and_crashed_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
+    runs = [RunSpec("ok", "lr 1e-3", {"max_lr": 1e-3}), RunSpec("nan", "lr 10", {"max_lr": 10.0}),
+            RunSpec("worse", "lr 5", {"max_lr": 5.0}), RunSpec("boom", "bad config", {}),
+            RunSpec("invalid", "num_heads 3", {"model.num_heads": 3}), RunSpec("ok2", "lr 3e-3", {"max_lr": 3e-3})]
+    trainer = FakeTrainer({"nan": NonFiniteLossError("loss became non-finite at step 7 (loss=nan); stopping"),
+                           "boom": MemoryError("out of memory")})
+    sweep = Sweep("test sweep", tmp_path / "sweep", _base(tmp_path), runs)
+    results = {r["name"]: r for r in run_sweep(sweep, trainer)}
+    assert [c[0] for c in trainer.calls] == ["ok", "nan", "worse", "boom", "ok2"]  # invalid never trains
+    assert results["ok"]["status"] == "completed" and results["ok"]["best_val_loss"] == 2.0
+    assert results["nan"]["status"] == "diverged" and "non-finite" in results["nan"]["note"]
+    assert results["worse"]["status"] == "diverged"  # finite, but ended worse than untrained
+    assert results["boom"]["status"] == "crashed" and "MemoryError" in results["boom"]["note"]
+    assert results["invalid"]["status"] == "crashed" and "num_heads" in results["invalid"]["note"]
+    assert (tmp_path / "sweep" / "runs" / "boom" / "error.txt").read_text().count("MemoryError")
+    table = (tmp_path / "sweep" / "table.md").read_text()
+    assert table.count("| diverged |") == 2 and table.count("| crashed |") == 2 and table.count("| completed |") == 2
+    assert (tmp_path / "sweep" / "overlay.png").stat().st_size > 0
+
+
+def test_an_interrupted_sweep_resumes_skipping_finished_runs_and_resuming_partial_ones(tmp_path):
+    runs = [RunSpec(n, n, {"max_lr": 1e-3}) for n in ("a", "b", "c")]
+    sweep = Sweep("resume", tmp_path / "sweep", _base(tmp_path), runs)
+    first = FakeTrainer({"b": KeyboardInterrupt()})
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep, first)
+    assert [c[0] for c in first.calls] == ["a", "b"]
+    (tmp_path / "sweep" / "runs" / "b" / "checkpoint.pt").write_bytes(b"partial run")  # b had checkpointed
+    second = FakeTrainer()
+    results = run_sweep(sweep, second)
+    assert second.calls == [("b", True, 1e-3), ("c", False, 1e-3)]  # a skipped, b resumed, c fresh
+    assert [r["status"] for r in results] == ["completed"] * 3
+    third = FakeTrainer()
+    run_sweep(sweep, third)
+    assert third.calls == []
+
+
+def test_a_real_lr_sweep_records_a_diverging_run(tmp_path):
+    ids = np.frombuffer(generate_corpus(40_000, seed=0).encode(), dtype=np.uint8)
+    train = write_tokens(tmp_path / "train.tok", ids, 256)
+    val = write_tokens(tmp_path / "val.tok", ids[-3000:], 256)
+    code = main(["lr-sweep", "--data", str(train), "--val-data", str(val), "--budget", "2s", "--values", "3e-3,30",
+                 "--out", str(tmp_path / "out"), "--model.d_model=32", "--model.num_layers=1", "--model.num_heads=2",
+                 "--model.context_length=32", "--batch_size=8", "--eval_interval=10", "--eval_iters=2",
+                 "--warmup_fraction=0", "--grad_clip=0", "--model.kernels=torch"])
+    assert code == 0
+    results = json.loads((tmp_path / "out" / "lr-sweep" / "results.json").read_text())["results"]
+    assert [r["status"] for r in results] == ["completed", "diverged"]
+    assert results[0]["best_val_loss"] < np.log(256)
+    assert (tmp_path / "out" / "lr-sweep" / "lr-sweep.png").stat().st_size > 0
+    assert "diverged" in (tmp_path / "out" / "lr-sweep" / "lr-sweep.md").read_text()
+
+
+def test_sweep_definitions_cover_the_assignment():
+    lrs = [r.overrides["max_lr"] for r in lr_sweep_runs(None)]
+    assert lrs == sorted(lrs) and lrs[-1] >= 0.1  # ends at a rate that diverges
+    assert {"no-rmsnorm", "post-norm", "nope", "silu-ffn", "baseline"} == set(ABLATIONS)
+    overrides = {r.name: r.overrides for r in ablation_runs(None)}
+    assert overrides["no-rmsnorm"] == {"model.norm": "none"} and overrides["nope"] == {"model.positions": "none"}
+    assert overrides["silu-ffn"]["model.ffn"] == "silu"
+    sizes = default_batch_sizes(TrainConfig(device="cpu"))
+    assert sizes[0] == 1 and sizes == sorted(set(sizes)) and sizes[-1] >= 64
+    assert [r.overrides["batch_size"] for r in batch_size_runs(["1", "7"], TrainConfig())] == [1, 7]
+
+
+def test_lr_toy_example_converges_at_1e2_and_diverges_at_1e3():
+    assert lr_toy(1e1)[-1] < lr_toy(1e1)[0]
+    assert lr_toy(1e2)[-1] < 1e-6 * lr_toy(1e2)[0]
+    assert lr_toy(1e3)[-1] > 1e6 * lr_toy(1e3)[0]

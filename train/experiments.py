@@ -1,0 +1,151 @@
+"""``python -m train.experiments KIND``: the experiment series of the assignment, as resumable sweeps.
+
+Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<out>/<kind>.md``
+(best val loss, tokens/s, diverged or not), plus one folder per run):
+
+- ``lr-sweep``: max learning rates on a log grid that ends in a diverging run;
+- ``batch-size``: batch sizes from 1 up to the memory limit (the accounting's largest batch that
+  fits the GPU; on a CPU a sensible cap), same learning rate and budget;
+- ``ablations``: baseline vs no RMSNorm, post-norm, no positional embedding (NoPE), and a SiLU
+  FFN with d_ff = 4 d_model;
+- ``tokenizers``: bytes/token of several tokenizers on several corpora, throughput, and the
+  time to encode 825 GB (the Pile) (see ``train.tokenizer_experiments``);
+- ``unicode`` and ``lr-toy``: the checks behind the written answers in docs/writeup.md.
+
+Every run trains a small model for ``--budget`` of training time on ``--data`` (generated
+stories, a shared corpus name such as ``gutenberg``, or files) prepared exactly as the
+leaderboard does. ``--key=value`` overrides any training field of every run. A crashed or
+diverged run is recorded and the sweep goes on; running the same command again resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from model import ModelConfig
+from train.cli import add_dataclass_arguments, apply_overrides, overrides_from_namespace
+from train.config import TrainConfig
+from train.leaderboard_data import DataSettings, padded_vocab_size, prepare_data
+from train.report import parse_duration
+from train.sweep import RunSpec, Sweep, run_sweep
+
+SWEEP_KINDS = ("lr-sweep", "batch-size", "ablations")
+DEFAULT_LRS = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 3e-1)
+ABLATIONS = {
+    "baseline": ("baseline (pre-norm, RoPE, SwiGLU)", {}),
+    "no-rmsnorm": ("no RMSNorm", {"model.norm": "none"}),
+    "post-norm": ("post-norm", {"model.norm": "post"}),
+    "nope": ("no positional embedding (NoPE)", {"model.positions": "none"}),
+    "silu-ffn": ("SiLU FFN, d_ff = 4 d_model", {"model.ffn": "silu", "model.d_ff": None}),
+}
+CPU_MAX_BATCH = 128  # on a CPU the "memory limit" is time: batches beyond this see too few steps
+
+
+def experiment_base(budget_seconds: float = 45.0) -> TrainConfig:
+    """The small model every experiment run trains: 4 x 128, context 64, on 2 CPU cores ~10k
+    tokens/s, so a 45 s run sees ~0.4M tokens: enough to separate good settings from bad."""
+    model = ModelConfig(vocab_size=2048, context_length=64, d_model=128, num_layers=4, num_heads=4,
+                        kernels="auto")
+    return TrainConfig(model=model, batch_size=16, max_iters=None, budget_seconds=budget_seconds,
+                       schedule="cosine", max_lr=3e-3, min_lr=3e-4, warmup_fraction=0.05,
+                       eval_interval=40, eval_iters=8, log_interval=5, checkpoint_interval=100,
+                       progress=False, seed=0)
+
+
+def lr_sweep_runs(values: list[str] | None) -> list[RunSpec]:
+    lrs = [float(v) for v in values] if values else list(DEFAULT_LRS)
+    return [RunSpec(f"lr={lr:g}", f"max_lr {lr:g}", {"max_lr": lr, "min_lr": lr / 10}) for lr in lrs]
+
+
+def batch_size_runs(values: list[str] | None, base: TrainConfig) -> list[RunSpec]:
+    sizes = [int(v) for v in values] if values else default_batch_sizes(base)
+    return [RunSpec(f"batch={b}", f"batch {b}", {"batch_size": b}) for b in sizes]
+
+
+def default_batch_sizes(base: TrainConfig) -> list[int]:
+    """Powers of two from 1 to the memory limit (accounting estimate on a GPU; a cap on a CPU)."""
+    import torch
+
+    from model.accounting import max_batch_size
+
+    if torch.cuda.is_available() and base.device != "cpu":
+        total = torch.cuda.get_device_properties(0).total_memory
+        limit = max_batch_size(base.model, int(total * 0.9), activation_bytes=2 if base.dtype != "fp32" else 4)
+    else:
+        limit = CPU_MAX_BATCH
+    sizes, b = [], 1
+    while b <= limit:
+        sizes.append(b)
+        b *= 4 if b < 16 else 2
+    return sizes if sizes[-1] == limit else [*sizes, limit]
+
+
+def ablation_runs(values: list[str] | None) -> list[RunSpec]:
+    names = values or list(ABLATIONS)
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise SystemExit(f"unknown ablation(s) {unknown}; choose from {', '.join(ABLATIONS)}")
+    return [RunSpec(n, ABLATIONS[n][0], ABLATIONS[n][1]) for n in names]
+
+
+def build_sweep(kind: str, args: argparse.Namespace, base: TrainConfig) -> Sweep:
+    values = [v for v in args.values.split(",") if v] if args.values else None
+    runs = {"lr-sweep": lambda: lr_sweep_runs(values), "batch-size": lambda: batch_size_runs(values, base),
+            "ablations": lambda: ablation_runs(values)}[kind]()
+    titles = {"lr-sweep": "Learning-rate sweep", "batch-size": "Batch-size sweep", "ablations": "Architecture ablations"}
+    title = f"{titles[kind]} ({args.data or 'stories'}, {base.budget_seconds:g} s each)"
+    return Sweep(title, Path(args.out) / kind, base, runs, plot_name=f"{kind}.png", table_name=f"{kind}.md")
+
+
+def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainConfig:
+    """The shared config of a sweep: data prepared (cached) as the leaderboard does, overrides."""
+    settings = DataSettings(vocab_size=args.vocab_size, tokenizer_train_bytes=args.tokenizer_bytes,
+                            train_bytes=args.train_bytes, val_bytes=args.val_bytes,
+                            story_train_bytes=args.train_bytes or 3_000_000, story_val_bytes=args.val_bytes or 150_000)
+    data = prepare_data(args.data, args.val_data, settings)
+    base = experiment_base(parse_duration(args.budget))
+    base = apply_overrides(base, {"train_data": str(data.train_tokens), "val_data": str(data.val_tokens),
+                                  "model.vocab_size": padded_vocab_size(data.vocab_size)})
+    return apply_overrides(base, overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "unicode", "lr-toy"])
+    parser.add_argument("--data", default=None, help="training data: stories (default), gutenberg, imdb, a text or token file")
+    parser.add_argument("--val-data", default=None, help="validation data (default: the matching split)")
+    parser.add_argument("--budget", default="45s", help="training time per run (default 45s)")
+    parser.add_argument("--values", default=None, help="comma-separated run values (learning rates, batch sizes, ablation names)")
+    parser.add_argument("--out", default="runs/experiments", help="sweep folder (default runs/experiments)")
+    parser.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary for text data")
+    parser.add_argument("--tokenizer-bytes", type=int, default=2_000_000, help="bytes the BPE trainer reads")
+    parser.add_argument("--train-bytes", type=int, default=0, help="use only the first bytes of the training text")
+    parser.add_argument("--val-bytes", type=int, default=300_000, help="use only the first bytes of the validation text")
+    add_dataclass_arguments(parser, experiment_base(), "training options of every run (TrainConfig fields)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.kind == "tokenizers":
+        from train.tokenizer_experiments import main as tokenizers_main
+
+        return tokenizers_main(args.out)
+    if args.kind in ("unicode", "lr-toy"):
+        from train.writeup_checks import main as checks_main
+
+        return checks_main(args.kind)
+    base = prepare_base(args, overrides_from_namespace(args))
+    results = run_sweep(build_sweep(args.kind, args, base))
+    failed = sum(r["status"] != "completed" for r in results)
+    print(f"{len(results)} runs, {failed} diverged or crashed; table and plot in {Path(args.out) / args.kind}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""A sweep: a named set of training runs that survives crashes, divergence and interruption.
+
+Each run trains in its own folder ``<sweep>/runs/<name>`` through ``train.loop.run_training``.
+When it ends, its outcome is written to ``<name>/result.json``:
+
+- ``completed``: the run reached its budget with a finite loss;
+- ``diverged``: the loss became NaN/inf (``NonFiniteLossError``), or the final validation loss
+  ended above the untrained model's (the first evaluation): the optimiser made things worse;
+- ``crashed``: any other exception (an invalid config, out of memory, ...), with the message.
+
+None of these stops the sweep. Run again after an interruption (Ctrl-C, a killed job) and the
+sweep resumes: runs with a ``result.json`` are skipped, a run with a checkpoint but no result
+continues from its checkpoint (``--resume``; a budgeted run keeps its spent training time), and
+the others start afresh. The sweep ends with one overlay plot (validation loss against
+minutes) and a Markdown table, both regenerated from the result files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from train.cli import apply_overrides
+from train.config import TrainConfig
+from train.metrics import read_metrics
+from train.report import markdown_table, plot_overlay, val_curve, write_json_atomic, write_text_atomic
+
+RESULT_FILE = "result.json"
+STATUSES = ("completed", "diverged", "crashed")
+COLUMNS = ["label", "status", "best_val_loss", "final_val_loss", "tokens_per_s", "tokens", "steps", "note"]
+HEADERS = ["run", "status", "best val loss", "final val loss", "tokens/s", "tokens", "steps", "note"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: a folder name, a label for plots and tables, and config overrides."""
+
+    name: str
+    label: str
+    overrides: dict = field(default_factory=dict)  # dotted TrainConfig keys -> values
+
+
+@dataclass
+class Sweep:
+    title: str
+    out_dir: Path
+    base: TrainConfig  # data, model, budget shared by every run
+    runs: Sequence[RunSpec]
+    plot_name: str = "overlay.png"
+    table_name: str = "table.md"
+
+    def run_dir(self, spec: RunSpec) -> Path:
+        return self.out_dir / "runs" / spec.name
+
+
+Trainer = Callable[[TrainConfig], dict]
+
+
+def default_trainer(cfg: TrainConfig) -> dict:
+    from train.loop import run_training
+
+    return run_training(cfg)
+
+
+def run_sweep(sweep: Sweep, trainer: Trainer = default_trainer) -> list[dict]:
+    """Run (or resume) every run of ``sweep``; returns the results and writes plot and table."""
+    names = [spec.name for spec in sweep.runs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"run names must be unique within a sweep, got {names}")
+    results = []
+    for i, spec in enumerate(sweep.runs, start=1):
+        run_dir = sweep.run_dir(spec)
+        existing = read_result(run_dir)
+        if existing is not None:
+            print(f"[{i}/{len(sweep.runs)}] {spec.label}: already {existing['status']}, skipped")
+            results.append(existing)
+            continue
+        resume = (run_dir / "checkpoint.pt").exists()
+        print(f"[{i}/{len(sweep.runs)}] {spec.label}: {'resuming' if resume else 'starting'} in {run_dir}")
+        result = execute_run(sweep, spec, resume, trainer)
+        print(f"    -> {result['status']}; best val loss {result['best_val_loss']}; {result['note']}")
+        results.append(result)
+    write_sweep_outputs(sweep, results)
+    return results
+
+
+def execute_run(sweep: Sweep, spec: RunSpec, resume: bool, trainer: Trainer) -> dict:
+    """Train one run and record its outcome; exceptions become ``crashed``/``diverged`` results."""
+    from train.loop import NonFiniteLossError
+
+    run_dir = sweep.run_dir(spec)
+    summary, status, note = {}, "completed", ""
+    try:
+        cfg = apply_overrides(sweep.base, {**spec.overrides, "out_dir": str(run_dir), "resume": resume,
+                                           "overwrite": not resume})
+        summary = trainer(cfg)
+        if summary.get("status") == "interrupted":
+            raise KeyboardInterrupt(f"{spec.label} was interrupted; run the sweep again to resume it")
+    except NonFiniteLossError as e:
+        status, note = "diverged", str(e).split(";")[0]
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, the sweep goes on
+        status, note = "crashed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        write_text_atomic(run_dir / "error.txt", traceback.format_exc())
+    result = summarise_run(spec, run_dir, summary, status, note)
+    write_json_atomic(run_dir / RESULT_FILE, result)
+    return result
+
+
+def summarise_run(spec: RunSpec, run_dir: Path, summary: dict, status: str, note: str) -> dict:
+    metrics = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
+    _, losses = val_curve([m for m in metrics if m.get("kind") == "val"])
+    finite = [v for v in losses if math.isfinite(v)]
+    train_losses = [m.get("train_loss") for m in metrics if m.get("kind") == "train"]
+    if status == "completed" and finite and len(losses) > 1 and losses[-1] > losses[0]:
+        status, note = "diverged", f"final val loss {losses[-1]:.3f} above the untrained model's {losses[0]:.3f}"
+    if status == "completed" and any(not math.isfinite(v) for v in train_losses if v is not None):
+        status = "diverged"
+    return {
+        "name": spec.name, "label": spec.label, "overrides": spec.overrides, "status": status,
+        "best_val_loss": min(finite) if finite else None,
+        "final_val_loss": losses[-1] if losses else None,
+        "tokens_per_s": summary.get("tokens_per_s") or _tokens_per_s(metrics),
+        "tokens": summary.get("tokens") or (metrics[-1].get("tokens") if metrics else None),
+        "steps": summary.get("steps") or (metrics[-1].get("step") if metrics else None),
+        "train_seconds": summary.get("train_seconds"),
+        "note": note or summary.get("message", ""),
+    }
+
+
+def _tokens_per_s(metrics: list[dict]) -> float | None:
+    rates = [m["tokens_per_s"] for m in metrics if m.get("kind") == "train" and m.get("tokens_per_s")]
+    return sorted(rates)[len(rates) // 2] if rates else None
+
+
+def read_result(run_dir: Path) -> dict | None:
+    """The recorded outcome of a finished run, or None (not run, unfinished, or a torn write)."""
+    path = run_dir / RESULT_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write_sweep_outputs(sweep: Sweep, results: list[dict]) -> tuple[Path, Path]:
+    """The overlay plot and the Markdown table (plus results.json) of a sweep."""
+    curves = {}
+    for spec, result in zip(sweep.runs, results):
+        metrics = read_metrics(sweep.run_dir(spec) / "metrics.jsonl") if (sweep.run_dir(spec) / "metrics.jsonl").exists() else []
+        x, y = val_curve([m for m in metrics if m.get("kind") == "val"])
+        tag = "" if result["status"] == "completed" else f" ({result['status']})"
+        curves[f"{spec.label}{tag}"] = (x, y)
+    plot = plot_overlay(curves, sweep.out_dir / sweep.plot_name, sweep.title)
+    table = markdown_table(results, COLUMNS, HEADERS)
+    write_text_atomic(sweep.out_dir / sweep.table_name, f"## {sweep.title}\n\n{table}\n\n![{sweep.title}]({sweep.plot_name})\n")
+    write_json_atomic(sweep.out_dir / "results.json", {"title": sweep.title, "base": dataclasses.asdict(sweep.base),
+                                                      "results": results})
+    return plot, sweep.out_dir / sweep.table_name

@@ -1,0 +1,152 @@
+"""KV-cached decoding equals full recomputation; top-p keeps the right nucleus; the CLI loads a
+checkpoint written by train.save_checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model import TransformerLM, presets
+from train.checkpoint import save_checkpoint
+from train.generate import (
+    find_tokenizer_dir,
+    generate,
+    load_model,
+    main,
+    next_token_distribution,
+    sample_next,
+    top_p_filter,
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> TransformerLM:
+    torch.manual_seed(0)
+    return TransformerLM.from_config(presets.micro(vocab_size=61, context_length=12)).eval()
+
+
+def full_recompute_greedy(model, prompt, max_new_tokens, eos_id=None):
+    """The obvious decoder: a full forward over the last context_length tokens for every step."""
+    tokens, ctx = list(prompt), model.config.context_length
+    new = []
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            token = int(model(torch.tensor([tokens[-ctx:]]))[0, -1].argmax())
+            if token == eos_id:
+                break
+            tokens.append(token)
+            new.append(token)
+    return new
+
+
+@pytest.mark.parametrize("prompt_len", [1, 5, 12, 20])  # 12 and 20: the window slides at once
+def test_cached_greedy_decoding_equals_full_recomputation_across_the_context_limit(model, prompt_len):
+    prompt = torch.randint(0, 61, (prompt_len,), generator=torch.Generator().manual_seed(prompt_len)).tolist()
+    cached = generate(model, prompt, max_new_tokens=25, temperature=0)
+    assert cached == full_recompute_greedy(model, prompt, 25)
+    assert len(cached) == 25
+
+
+@pytest.mark.parametrize("overrides", [{}, {"positions": "none"}, {"norm": "post", "qk_norm": True}])
+def test_incremental_logits_equal_full_forward(overrides):
+    model = TransformerLM.from_config(presets.micro(**overrides))
+    ids = torch.randint(0, 97, (3, 16), generator=torch.Generator().manual_seed(1))
+    full = model(ids)
+    cache = model.new_kv_cache(batch_size=3)
+    pieces = [model(ids[:, a:b], kv_cache=cache) for a, b in ((0, 7), (7, 8), (8, 9), (9, 16))]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=2e-5, rtol=1e-5)
+    assert cache.length == 16
+    with pytest.raises(ValueError, match="exceeds context_length"):
+        model(ids[:, :1], kv_cache=cache)
+
+
+def test_generation_stops_at_eos_and_respects_max_new_tokens(model):
+    greedy = generate(model, [3, 1, 4], max_new_tokens=10, temperature=0)
+    first_new = next(i for i, t in enumerate(greedy) if i >= 3 and t not in greedy[:i])  # unseen before
+    eos = greedy[first_new]
+    assert generate(model, [3, 1, 4], 10, temperature=0, eos_id=eos) == greedy[:first_new]
+    assert generate(model, [3, 1, 4], 0, temperature=0) == []
+    assert len(generate(model, [3], 7, temperature=1.0, generator=torch.Generator().manual_seed(0))) == 7
+
+
+def test_sampling_is_reproducible_with_a_seeded_generator(model):
+    draw = lambda seed: generate(model, [5], 20, temperature=1.5, top_p=0.9,  # noqa: E731
+                                 generator=torch.Generator().manual_seed(seed))
+    assert draw(3) == draw(3)
+    assert draw(3) != draw(4)
+
+
+@pytest.mark.parametrize("top_p, kept", [(0.5, {2}), (0.7, {2, 0}), (0.8, {2, 0}), (0.81, {2, 0, 3}),
+                                         (0.99, {2, 0, 3, 1}), (1.0, {2, 0, 3, 1})])
+def test_top_p_keeps_the_smallest_set_reaching_the_mass(top_p, kept):
+    probs = torch.tensor([0.3, 0.05, 0.5, 0.15])
+    filtered = top_p_filter(probs, top_p)
+    assert set(filtered.nonzero().flatten().tolist()) == kept
+    expected = torch.where(filtered > 0, probs, 0.0)
+    torch.testing.assert_close(filtered, expected / expected.sum())
+
+
+def test_sampled_frequencies_follow_the_tempered_nucleus():
+    logits = torch.tensor([2.0, 0.5, -1.0, 1.0, 0.0])
+    probs = next_token_distribution(logits, temperature=0.7, top_p=0.9)
+    reference = torch.softmax(logits.double() / 0.7, -1)
+    order = reference.argsort(descending=True)
+    keep = (reference[order].cumsum(0) - reference[order]) < 0.9
+    nucleus = torch.zeros_like(reference)
+    nucleus[order[keep]] = reference[order[keep]]
+    torch.testing.assert_close(probs.double(), nucleus / nucleus.sum(), atol=1e-6, rtol=1e-5)
+    n = 40_000
+    draws = sample_next(logits.expand(n, -1), 0.7, 0.9, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=5).double() / n
+    assert torch.all((freq - nucleus / nucleus.sum()).abs() < 0.01)  # ~4 standard errors
+    assert sample_next(logits, temperature=0).item() == 0  # greedy
+
+
+def test_invalid_sampling_arguments_are_clear_errors(model):
+    with pytest.raises(ValueError, match="top_p must be in"):
+        top_p_filter(torch.ones(3) / 3, 0.0)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        next_token_distribution(torch.zeros(3), -1.0, 1.0)
+    with pytest.raises(ValueError, match="prompt is empty"):
+        generate(model, [], 5)
+
+
+def test_cli_loads_a_run_folder_checkpoint_and_prints_samples(tmp_path, capsys):
+    torch.manual_seed(0)
+    trained = TransformerLM.from_config(presets.micro(vocab_size=256, context_length=16, kernels="torch"))
+    save_checkpoint(trained, None, 7, tmp_path / "run" / "checkpoint.pt")
+    loaded = load_model(tmp_path / "run")
+    assert loaded.config.kernels == "auto" and loaded.config.vocab_size == 256
+    ids = torch.randint(0, 256, (1, 16))
+    torch.testing.assert_close(loaded(ids), trained(ids))
+
+    argv = [str(tmp_path / "run"), "--prompt", "Hi", "--tokenizer", "bytes", "--max-new-tokens", "30",
+            "--temperature", "0"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    expected = bytes(generate(trained, list(b"Hi"), 30, temperature=0)).decode("utf-8", errors="replace")
+    assert out.splitlines()[0].startswith("--- sample 1 (30 new tokens")
+    assert out.split("\n", 1)[1].rstrip("\n") == "Hi" + expected
+
+
+def test_cli_errors_name_the_fix(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    save_checkpoint(TransformerLM.from_config(presets.micro()), None, 1, tmp_path / "checkpoint.pt")
+    assert main([str(tmp_path)]) == 2
+    assert "pass --tokenizer DIR" in capsys.readouterr().err
+    assert main([str(tmp_path), "--tokenizer", "bytes", "--prompt", "zz"]) == 2  # 'z' = 122 >= vocab 97
+    assert "outside the model's vocabulary" in capsys.readouterr().err
+
+
+def test_tokenizer_folder_is_found_beside_the_run_or_through_the_leaderboard_report(tmp_path):
+    run = tmp_path / "run"
+    (run / "tokenizer").mkdir(parents=True)
+    assert find_tokenizer_dir(run) is None
+    elsewhere = tmp_path / "cache" / "tok"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "vocab.json").write_text("{}")
+    (run / "report.json").write_text('{"data": {"tokenizer_dir": "%s"}}' % elsewhere)
+    assert find_tokenizer_dir(run / "checkpoint.pt") == elsewhere
+    (run / "tokenizer" / "vocab.json").write_text("{}")
+    assert find_tokenizer_dir(run) == run / "tokenizer"

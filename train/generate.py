@@ -1,0 +1,229 @@
+"""Text generation: KV-cached decoding with temperature and top-p (nucleus) sampling.
+
+Python::
+
+    from train.generate import generate
+    new_ids = generate(model, prompt_ids, max_new_tokens=200, temperature=0.8, top_p=0.95,
+                       eos_id=eot, generator=torch.Generator().manual_seed(0))
+
+Command line::
+
+    python -m train.generate RUN_DIR_OR_CHECKPOINT --prompt "Once upon a time" \\
+        --temperature 0.8 --top-p 0.95 --max-new-tokens 200 --seed 0 [--tokenizer DIR | bytes]
+
+Each new token costs one forward pass over one position (the keys and values of the earlier
+positions come from the cache). The context is cropped to ``context_length``: once the sequence
+fills it, every step conditions on exactly the last ``context_length`` tokens, as a full
+recomputation on the cropped sequence would (the window is re-encoded, since RoPE positions
+shift with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+import kernels
+from model import ModelConfig, TransformerLM
+
+END_OF_TEXT = "<|endoftext|>"
+CHECKPOINT_FILE = "checkpoint.pt"  # what train.loop writes into a run folder
+
+
+# -------------------------------------------------------------------------------------- sampling
+def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the nucleus: the most likely tokens whose total probability first reaches ``top_p``
+    (the most likely token always stays), renormalised; (..., vocab) -> (..., vocab)."""
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if top_p == 1:
+        return probs
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs  # probability of the more likely tokens
+    sorted_probs = torch.where(mass_before < top_p, sorted_probs, torch.zeros_like(sorted_probs))
+    kept = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return kept / kept.sum(dim=-1, keepdim=True)
+
+
+def next_token_distribution(logits: torch.Tensor, temperature: float, top_p: float,
+                            softmax_backend: str = "torch") -> torch.Tensor:
+    """Sampling probabilities (..., vocab) from logits: softmax(logits / temperature), nucleus."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 to sample (use 0 for greedy decoding), got {temperature}")
+    probs = kernels.softmax(logits.float() / temperature, dim=-1, backend=softmax_backend)
+    return top_p_filter(probs, top_p)
+
+
+def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
+                generator: torch.Generator | None = None, softmax_backend: str = "torch") -> torch.Tensor:
+    """Next token ids (...,) from logits (..., vocab): greedy when ``temperature == 0``, else
+    temperature + top-p sampling. Draws on the CPU so a seed gives the same text on any device."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = next_token_distribution(logits, temperature, top_p, softmax_backend).cpu()
+    flat = probs.reshape(-1, probs.shape[-1])  # (rows, vocab)
+    ids = torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+    return ids.to(logits.device)
+
+
+# ------------------------------------------------------------------------------------- decoding
+@torch.no_grad()
+def generate(model: TransformerLM, prompt_ids: Sequence[int] | torch.Tensor, max_new_tokens: int,
+             temperature: float = 1.0, top_p: float = 1.0, eos_id: int | None = None,
+             generator: torch.Generator | None = None) -> list[int]:
+    """Continue ``prompt_ids`` by up to ``max_new_tokens`` tokens; return the new ids (without
+    the prompt, and without ``eos_id``, at which generation stops)."""
+    tokens = [int(t) for t in (prompt_ids.tolist() if torch.is_tensor(prompt_ids) else prompt_ids)]
+    if not tokens:
+        raise ValueError("the prompt is empty: give at least one token (e.g. the <|endoftext|> id)")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    context = model.config.context_length
+    device = model.lm_head.weight.device
+    softmax_backend = model.kernel_plan.softmax
+    cache = model.new_kv_cache(batch_size=1)
+    new: list[int] = []
+    logits = _encode_window(model, tokens[-context:], cache, device)
+    for step in range(max_new_tokens):
+        token = int(sample_next(logits, temperature, top_p, generator, softmax_backend))
+        if token == eos_id:
+            break
+        tokens.append(token)
+        new.append(token)
+        if step + 1 == max_new_tokens:
+            break
+        if cache.length < context:
+            logits = model(torch.tensor([[token]], device=device), kv_cache=cache)[0, -1]
+        else:  # the window is full: slide it (positions restart at 0, as in a cropped recomputation)
+            logits = _encode_window(model, tokens[-context:], cache, device)
+    return new
+
+
+def _encode_window(model: TransformerLM, window: list[int], cache, device) -> torch.Tensor:
+    """Fill an emptied ``cache`` with ``window`` and return the logits of its last position."""
+    cache.reset()
+    return model(torch.tensor([window], device=device), kv_cache=cache)[0, -1]  # (vocab,)
+
+
+# -------------------------------------------------------------------------- checkpoint, tokenizer
+def checkpoint_path(run_or_checkpoint: str | Path) -> Path:
+    path = Path(run_or_checkpoint)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: give a run folder (with {CHECKPOINT_FILE}) or a checkpoint file")
+    return path
+
+
+def load_model(run_or_checkpoint: str | Path, device: str = "cpu", kernels_spec: str = "auto") -> TransformerLM:
+    """The model saved by ``train.save_checkpoint`` (its config is in the checkpoint), in eval
+    mode on ``device``, with the kernels chosen for this machine rather than the training one."""
+    from train.checkpoint import read_checkpoint
+
+    path = checkpoint_path(run_or_checkpoint)
+    payload = read_checkpoint(path)
+    saved = payload.get("model_config")
+    if saved is None:
+        raise ValueError(f"{path} records no model config, so the model cannot be rebuilt from it")
+    cfg = ModelConfig.from_dict({**saved, "kernels": kernels_spec})
+    model = TransformerLM.from_config(cfg, device=device)
+    model.load_state_dict(payload["model"])
+    return model.eval()
+
+
+class ByteTokenizer:
+    """Raw UTF-8 bytes as token ids 0..255 (for models trained on byte token files)."""
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return bytes(int(i) for i in ids if i < 256).decode("utf-8", errors="replace")
+
+
+def find_tokenizer_dir(run_or_checkpoint: str | Path) -> Path | None:
+    """A tokenizer folder for a run: RUN/tokenizer, the run folder itself, or the folder the
+    leaderboard recorded in report.json; None when there is none."""
+    run = Path(run_or_checkpoint)
+    run = run if run.is_dir() else run.parent
+    candidates = [run / "tokenizer", run]
+    report = run / "report.json"
+    if report.is_file():
+        recorded = json.loads(report.read_text()).get("data", {}).get("tokenizer_dir")
+        if recorded:
+            candidates.append(Path(recorded))
+    return next((c for c in candidates if (c / "vocab.json").is_file()), None)
+
+
+def load_tokenizer(spec: str | None, run_or_checkpoint: str | Path):
+    """``spec`` is a tokenizer folder (vocab.json, merges.txt, special_tokens.json), "bytes", or
+    None to look beside the run."""
+    if spec == "bytes":
+        return ByteTokenizer()
+    folder = Path(spec) if spec else find_tokenizer_dir(run_or_checkpoint)
+    if folder is None:
+        raise FileNotFoundError(
+            f"no tokenizer found for {run_or_checkpoint}; pass --tokenizer DIR (a folder with vocab.json and "
+            "merges.txt, e.g. the one python -m tokenizer.train wrote) or --tokenizer bytes for byte-level models"
+        )
+    from tokenizer import Tokenizer
+    from tokenizer.vocab_files import load_special_tokens
+
+    specials = load_special_tokens(folder) or [END_OF_TEXT]
+    return Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt", specials)
+
+
+def eos_id_of(tokenizer) -> int | None:
+    """The id of <|endoftext|> when the tokenizer has it as a single token."""
+    if isinstance(tokenizer, ByteTokenizer):
+        return None
+    ids = tokenizer.encode(END_OF_TEXT)
+    return ids[0] if len(ids) == 1 else None
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train.generate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="a run folder (holding checkpoint.pt) or a checkpoint file")
+    parser.add_argument("--prompt", default="", help="text to continue (empty: start a new document)")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy decoding")
+    parser.add_argument("--top-p", type=float, default=0.95, help="nucleus mass, in (0, 1]; 1 = off")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-samples", type=int, default=1)
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder, or 'bytes'; default: found beside the run")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--kernels", default="auto", help="kernel backends for this machine (ModelConfig.kernels)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        model = load_model(args.run, args.device, args.kernels)
+        tokenizer = load_tokenizer(args.tokenizer, args.run)
+        eos = eos_id_of(tokenizer)
+        prompt = tokenizer.encode(args.prompt) if args.prompt else ([eos] if eos is not None else [])
+        if not prompt:
+            raise ValueError("this tokenizer has no <|endoftext|> token to start from: give --prompt")
+        if max(prompt) >= model.config.vocab_size:
+            raise ValueError(f"the tokenizer produced id {max(prompt)}, outside the model's vocabulary "
+                             f"({model.config.vocab_size}): is --tokenizer the one the model was trained with?")
+        generator = torch.Generator().manual_seed(args.seed)
+        for i in range(args.num_samples):
+            new = generate(model, prompt, args.max_new_tokens, args.temperature, args.top_p, eos, generator)
+            header = f"--- sample {i + 1} ({len(new)} new tokens{', stopped at ' + END_OF_TEXT if len(new) < args.max_new_tokens else ''})"
+            print(header, args.prompt + tokenizer.decode(new), sep="\n", flush=True)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

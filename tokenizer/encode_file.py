@@ -1,0 +1,80 @@
+"""Encode a text corpus into a token file, in parallel, identical to single-process ``encode``."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from tokenizer.chunks import DEFAULT_CHUNK_BYTES, Chunk, map_chunks, plan_chunks
+from tokenizer.inputs import check_text_file, read_chunk
+from tokenizer.tokenfile import TokenFileWriter, dtype_for_vocab
+from tokenizer.tokenizer import Tokenizer
+
+_worker_tokenizer: Tokenizer | None = None
+
+
+def _set_worker_tokenizer(tokenizer: Tokenizer) -> None:
+    global _worker_tokenizer
+    _worker_tokenizer = tokenizer
+
+
+def _encode_chunk(chunk: Chunk) -> tuple[np.ndarray, int]:
+    ids = _worker_tokenizer.encode(read_chunk(chunk.path, chunk.start, chunk.end))
+    return np.array(ids, dtype=dtype_for_vocab(_worker_tokenizer.vocab_size)), chunk.end - chunk.start
+
+
+@dataclass(frozen=True)
+class EncodeStats:
+    input_bytes: int
+    num_tokens: int
+    seconds: float
+
+    @property
+    def bytes_per_token(self) -> float:
+        return self.input_bytes / max(self.num_tokens, 1)
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.input_bytes / 1e6 / max(self.seconds, 1e-9)
+
+
+def encode_file(
+    input_path: str | os.PathLike,
+    tokenizer: Tokenizer | str | os.PathLike,
+    out_path: str | os.PathLike,
+    num_workers: int | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    progress: bool = False,
+) -> EncodeStats:
+    """Encode the UTF-8 text file ``input_path`` into the token file ``out_path``.
+
+    The file is cut at boundaries (see ``tokenizer.pretokenize``) into chunks that
+    ``num_workers`` processes (default: all usable cores) encode; chunks are written in order,
+    so the ids equal ``tokenizer.encode(whole text)``. The output appears atomically, only when
+    everything succeeded. ``tokenizer`` is a ``Tokenizer`` or a folder written by ``save``.
+    """
+    path = check_text_file(input_path)
+    if not isinstance(tokenizer, Tokenizer):
+        tokenizer = Tokenizer.from_dir(tokenizer)
+    out = Path(out_path)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a directory; give a file path such as {out / 'tokens.bin'}")
+    size = path.stat().st_size
+    start = time.perf_counter()
+    with TokenFileWriter(out, tokenizer.vocab_size) as writer, tqdm(
+        total=size, desc="encoding", unit="B", unit_scale=True, disable=not progress
+    ) as bar:
+        chunks = plan_chunks(path, tokenizer.special_tokens, chunk_bytes)
+        for ids, nbytes in map_chunks(
+            _encode_chunk, chunks, num_workers, ordered=True,
+            initializer=_set_worker_tokenizer, initargs=(tokenizer,),
+        ):
+            writer.write(ids)
+            bar.update(nbytes)
+            bar.set_postfix_str(f"{writer.num_tokens:,} tokens", refresh=False)
+    return EncodeStats(size, writer.num_tokens, time.perf_counter() - start)

@@ -1,0 +1,192 @@
+"""The BPE merge loop with incrementally updated pair counts.
+
+Words (distinct pre-tokens) are lists of token ids with a count. Pair counts live in one dict
+keyed by ``a * V + b`` (an int is cheaper to hash than a tuple), an inverted index maps each
+pair to the words that contain it, and a lazy max-heap yields the next merge:
+
+* after merging ``(a, b) -> t`` only the words listed for ``(a, b)`` change; for each, the pairs
+  around every merged occurrence lose the word's count and the pairs that contain ``t`` gain it;
+* counts of existing pairs only ever fall (every new pair contains the new token), so a heap
+  entry can only over-estimate: when the top entry is stale it is pushed back with its current
+  count, and the first entry that is up to date is the true maximum;
+* ties go to the lexicographically greatest ``(bytes_a, bytes_b)``: heap keys hold each token's
+  bytes complemented (255 - x) plus a terminator 256, which reverses byte order, prefixes included.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+
+def _reverse_key(token: bytes) -> tuple[int, ...]:
+    return (*(255 - x for x in token), 256)
+
+
+def initial_vocab(special_tokens: list[str]) -> dict[int, bytes]:
+    """Special tokens first (ids 0..k-1), then the 256 byte values."""
+    vocab = {i: token.encode("utf-8") for i, token in enumerate(special_tokens)}
+    base = len(vocab)
+    vocab.update({base + b: bytes([b]) for b in range(256)})
+    return vocab
+
+
+def _index_byte_pairs(words: list[bytes], counts: np.ndarray, base: int, stride: int):
+    """Count every adjacent byte pair (weighted by word counts) and list the words holding each.
+
+    Vectorised: all words are concatenated, pairs that straddle two words are masked out.
+    Returns ``(pair_counts: dict[code, int], where: dict[code, np.ndarray of word indices])``.
+    """
+    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    flat = np.frombuffer(b"".join(words), dtype=np.uint8).astype(np.int64) + base
+    owner = np.repeat(np.arange(len(words), dtype=np.int64), lengths)
+    same_word = owner[:-1] == owner[1:]
+    codes = (flat[:-1] * stride + flat[1:])[same_word]
+    owners = owner[:-1][same_word]
+    if codes.size == 0:
+        return {}, {}
+    order = np.argsort(codes, kind="stable")
+    codes, owners = codes[order], owners[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    totals = np.add.reduceat(counts[owners], starts)
+    unique = codes[starts].tolist()
+    pair_counts = dict(zip(unique, totals.tolist()))
+    where = dict(zip(unique, np.split(owners, starts[1:])))
+    return pair_counts, where
+
+
+def learn_merges(
+    word_counts: dict[bytes, int] | Iterable[tuple[bytes, int]],
+    vocab_size: int,
+    special_tokens: list[str],
+    progress: bool = False,
+) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
+    """Learn merges from pre-token counts until the vocab has ``vocab_size`` entries (or no pair
+    is left). Returns ``(vocab, merges)`` with ids: specials, bytes, merges in order."""
+    vocab = initial_vocab(special_tokens)
+    base = len(special_tokens)
+    items = list(word_counts.items() if isinstance(word_counts, dict) else word_counts)
+    words_bytes = [w for w, _ in items]
+    counts_arr = np.fromiter((c for _, c in items), dtype=np.int64, count=len(items))
+    del items
+    stride = max(vocab_size, len(vocab))  # ids are < stride, so a * stride + b is unique
+    pc, where = _index_byte_pairs(words_bytes, counts_arr, base, stride)
+    words = [[base + x for x in w] for w in words_bytes]
+    counts = counts_arr.tolist()
+    del words_bytes, counts_arr
+    keys = [_reverse_key(vocab[i]) for i in range(len(vocab))]
+    heap = [(-c, keys[q // stride], keys[q % stride], q) for q, c in pc.items()]
+    heapq.heapify(heap)
+    merges: list[tuple[bytes, bytes]] = []
+    num_merges = max(0, vocab_size - len(vocab))
+    bar = tqdm(total=num_merges, desc="merging", unit="merge", disable=not progress, mininterval=0.5)
+    for _ in range(num_merges):
+        code = _pop_best(heap, pc, keys, stride)
+        if code is None:
+            break  # no pair left: every word is a single token
+        a, b = divmod(code, stride)
+        t = len(vocab)
+        vocab[t] = vocab[a] + vocab[b]
+        merges.append((vocab[a], vocab[b]))
+        keys.append(_reverse_key(vocab[t]))
+        fresh_counts, fresh_where = _apply_merge(code, a, b, t, stride, where.pop(code), words, counts, pc)
+        del pc[code]
+        pc.update(fresh_counts)
+        where.update(fresh_where)
+        key_t = keys[t]
+        for q, c in fresh_counts.items():
+            left, right = divmod(q, stride)
+            heapq.heappush(heap, (-c, keys[left] if left != t else key_t, keys[right] if right != t else key_t, q))
+        bar.update(1)
+    bar.close()
+    return vocab, merges
+
+
+def _pop_best(heap: list, pc: dict, keys: list, stride: int) -> int | None:
+    """Pop the pair with the highest count (ties: greatest bytes), refreshing stale entries."""
+    while heap:
+        neg, key_a, key_b, q = heap[0]
+        current = pc.get(q, 0)
+        if current == -neg:
+            heapq.heappop(heap)
+            return q if current > 0 else None
+        if current > 0:
+            heapq.heapreplace(heap, (-current, key_a, key_b, q))
+        else:
+            heapq.heappop(heap)
+    return None
+
+
+def _apply_merge(code, a, b, t, stride, holders, words, counts, pc):
+    """Merge every ``(a, b)`` in the words listed in ``holders`` into ``t``.
+
+    Old pairs around each merged occurrence lose the word count in ``pc``; the pairs containing
+    ``t`` are returned (their counts, and the words holding them) since they are all new.
+    """
+    if isinstance(holders, np.ndarray):
+        holders = holders.tolist()
+    fresh_counts: dict[int, int] = {}
+    fresh_where: dict[int, list[int]] = {}
+    b_row = b * stride
+    for wi in holders:
+        w = words[wi]
+        try:
+            j = w.index(a)
+        except ValueError:
+            continue  # stale entry: an earlier merge already consumed the pair in this word
+        n = len(w)
+        c = counts[wi]
+        out = []
+        i = 0
+        while True:
+            if j + 1 < n and w[j + 1] == b:
+                out += w[i:j]
+                if j > 0 and j != i:  # left neighbour pair; j == i > 0 means it was a merged t
+                    q = w[j - 1] * stride + a
+                    if q != code:
+                        pc[q] -= c
+                if j + 2 < n:
+                    q = b_row + w[j + 2]
+                    if q != code:
+                        pc[q] -= c
+                out.append(t)
+                i = j + 2
+                search = i
+            else:
+                search = j + 1
+            try:
+                j = w.index(a, search)
+            except ValueError:
+                break
+        if i == 0:
+            continue  # `a` occurs but never followed by `b`
+        out += w[i:]
+        words[wi] = out
+        _count_new_pairs(out, t, stride, c, wi, fresh_counts, fresh_where)
+    return fresh_counts, fresh_where
+
+
+def _count_new_pairs(out, t, stride, c, wi, fresh_counts, fresh_where):
+    m = len(out)
+    k = out.index(t)
+    t_row = t * stride
+    while True:
+        if k > 0:
+            q = out[k - 1] * stride + t
+            fresh_counts[q] = fresh_counts.get(q, 0) + c
+            holders = fresh_where.setdefault(q, [])
+            if not holders or holders[-1] != wi:
+                holders.append(wi)
+        if k + 1 < m and out[k + 1] != t:
+            q = t_row + out[k + 1]
+            fresh_counts[q] = fresh_counts.get(q, 0) + c
+            holders = fresh_where.setdefault(q, [])
+            if not holders or holders[-1] != wi:
+                holders.append(wi)
+        try:
+            k = out.index(t, k + 1)
+        except ValueError:
+            return

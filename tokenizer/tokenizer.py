@@ -1,0 +1,229 @@
+"""``Tokenizer``: byte-level BPE encoding and decoding (GPT-2 compatible).
+
+Text is split on special tokens (longest first), each remaining piece into GPT-2 pre-tokens,
+and each pre-token is merged by rank (earliest-learned merge first) until no merge applies,
+which is exactly what GPT-2 and tiktoken do. Pre-tokens repeat a lot in natural text, so their
+ids are cached: most of ``encode`` is one regex pass plus one dict lookup per pre-token.
+"""
+
+from __future__ import annotations
+
+import os
+from itertools import chain
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import regex
+
+from tokenizer.pretokenize import (
+    GPT2_REGEX,
+    last_boundary,
+    max_special_length,
+    special_regex,
+    validate_special_tokens,
+)
+from tokenizer.vocab_files import (
+    MERGES_FILE,
+    VOCAB_FILE,
+    load_merges,
+    load_special_tokens,
+    load_vocab,
+    save_tokenizer_files,
+)
+
+CACHE_LIMIT = 1 << 18  # pre-tokens cached at most (bounded memory on endless streams)
+STREAM_FLUSH_CHARS = 1 << 16  # encode_iterable encodes once this much text is buffered
+
+
+class Tokenizer:
+    """Byte-level BPE tokenizer over ``vocab`` (id -> bytes) and ordered ``merges``.
+
+    Special tokens are matched longest-first and encode to one id each; a special token absent
+    from ``vocab`` is appended with the next free id. Without special tokens their text is
+    ordinary text.
+    """
+
+    def __init__(
+        self,
+        vocab: dict[int, bytes],
+        merges: Sequence[tuple[bytes, bytes]],
+        special_tokens: Sequence[str] | None = None,
+    ):
+        self.vocab: dict[int, bytes] = dict(vocab)
+        self.merges: list[tuple[bytes, bytes]] = list(merges)
+        self.special_tokens: list[str] = validate_special_tokens(special_tokens)
+        self._check_ids()
+        self._id_of: dict[bytes, int] = {token: i for i, token in sorted(self.vocab.items(), reverse=True)}
+        self._special_ids = self._add_special_tokens()
+        self._id_bytes = [self.vocab.get(i, b"") for i in range(max(self.vocab) + 1)]
+        self._byte_ids = self._single_byte_ids()
+        self._ranks = self._merge_ranks()
+        self._special_split = (
+            regex.compile("(" + special_regex(self.special_tokens).pattern + ")") if self.special_tokens else None
+        )
+        self._special_find = special_regex(self.special_tokens)
+        self._max_special = max_special_length(self.special_tokens)
+        self._cache: dict[str, tuple[int, ...]] = {}
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_files(
+        cls,
+        vocab_path: str | os.PathLike,
+        merges_path: str | os.PathLike,
+        special_tokens: Sequence[str] | None = None,
+    ) -> "Tokenizer":
+        """Load GPT-2 style vocab.json + merges.txt (ours or GPT-2's own files)."""
+        return cls(load_vocab(vocab_path), load_merges(merges_path), special_tokens)
+
+    @classmethod
+    def from_dir(cls, folder: str | os.PathLike, special_tokens: Sequence[str] | None = None) -> "Tokenizer":
+        """Load a folder written by ``save`` (special tokens from special_tokens.json by default)."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"tokenizer folder {folder} does not exist; train one with `python -m tokenizer.train`"
+            )
+        specials = load_special_tokens(folder) if special_tokens is None else special_tokens
+        return cls.from_files(folder / VOCAB_FILE, folder / MERGES_FILE, specials)
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        """Write vocab.json, merges.txt (GPT-2 printable-byte format) and special_tokens.json."""
+        return save_tokenizer_files(out_dir, self.vocab, self.merges, self.special_tokens)
+
+    def _check_ids(self) -> None:
+        if not self.vocab:
+            raise ValueError("vocab is empty")
+        if min(self.vocab) < 0:
+            raise ValueError(f"vocab ids must be non-negative, got {min(self.vocab)}")
+
+    def _add_special_tokens(self) -> dict[str, int]:
+        ids = {}
+        for token in self.special_tokens:
+            encoded = token.encode("utf-8")
+            if encoded not in self._id_of:
+                new_id = max(self.vocab) + 1
+                self.vocab[new_id] = encoded
+                self._id_of[encoded] = new_id
+            ids[token] = self._id_of[encoded]
+        return ids
+
+    def _single_byte_ids(self) -> list[int]:
+        missing = [b for b in range(256) if bytes([b]) not in self._id_of]
+        if missing:
+            raise ValueError(f"vocab lacks single-byte tokens for bytes {missing[:8]}...; it is not byte-level")
+        return [self._id_of[bytes([b])] for b in range(256)]
+
+    def _merge_ranks(self) -> dict[tuple[int, int], tuple[int, int]]:
+        """``(left id, right id) -> (rank, merged id)``."""
+        ranks = {}
+        for rank, (left, right) in enumerate(self.merges):
+            try:
+                pair = (self._id_of[left], self._id_of[right])
+                merged = self._id_of[left + right]
+            except KeyError as e:
+                raise ValueError(
+                    f"merge {rank} ({left!r}, {right!r}) uses or makes a token missing from the vocab"
+                ) from e
+            ranks.setdefault(pair, (rank, merged))
+        return ranks
+
+    # ---- encoding -----------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return max(self.vocab) + 1
+
+    def _bpe(self, piece: str) -> tuple[int, ...]:
+        """Ids of one pre-token: apply the lowest-ranked merge everywhere until none applies."""
+        ids = list(map(self._byte_ids.__getitem__, piece.encode("utf-8")))
+        ranks = self._ranks
+        while len(ids) > 1:
+            best = None
+            for pair in zip(ids, ids[1:]):
+                found = ranks.get(pair)
+                if found is not None and (best is None or found[0] < best[0]):
+                    best, best_pair = found, pair
+            if best is None:
+                break
+            left, right = best_pair
+            merged, i, n = [], 0, len(ids)
+            while i < n:
+                if i + 1 < n and ids[i] == left and ids[i + 1] == right:
+                    merged.append(best[1])
+                    i += 2
+                else:
+                    merged.append(ids[i])
+                    i += 1
+            ids = merged
+        return tuple(ids)
+
+    def _encode_ordinary(self, text: str, out: list[int]) -> None:
+        pieces = GPT2_REGEX.findall(text)
+        cache = self._cache
+        missing = set(pieces).difference(cache)
+        if missing:
+            if len(cache) + len(missing) > CACHE_LIMIT:
+                cache.clear()  # bound memory: start afresh rather than grow without limit
+                missing = set(pieces)
+            bpe = self._bpe
+            for piece in missing:
+                cache[piece] = bpe(piece)
+        out += chain.from_iterable(map(cache.__getitem__, pieces))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects str, got {type(text).__name__}; decode bytes first")
+        out: list[int] = []
+        if self._special_split is None:
+            self._encode_ordinary(text, out)
+            return out
+        parts = self._special_split.split(text)
+        special_ids = self._special_ids
+        for i, part in enumerate(parts):
+            if i % 2:
+                out.append(special_ids[part])
+            elif part:
+                self._encode_ordinary(part, out)
+        return out
+
+    def encode_iterable(self, iterable: Iterable[str]) -> Iterator[int]:
+        """Lazily yield the ids of ``"".join(iterable)`` (e.g. a file opened in text mode).
+
+        Text is buffered until a boundary that no pre-token or special token can cross, so the
+        output equals ``encode`` of the whole text for any chunking while memory stays bounded
+        by the flush size plus the longest stretch without such a boundary.
+        """
+        pending: list[str] = []
+        pending_chars = 0
+        carry = ""
+        for chunk in iterable:
+            if not isinstance(chunk, str):
+                raise TypeError(f"encode_iterable expects str chunks, got {type(chunk).__name__}")
+            pending.append(chunk)
+            pending_chars += len(chunk)
+            if pending_chars < STREAM_FLUSH_CHARS:
+                continue
+            buf = carry + "".join(pending)
+            pending.clear()
+            pending_chars = 0
+            cut = last_boundary(buf, self._special_find, self._max_special)
+            if cut:
+                yield from self.encode(buf[:cut])
+            carry = buf[cut:]
+        rest = carry + "".join(pending)
+        if rest:
+            yield from self.encode(rest)
+
+    # ---- decoding -----------------------------------------------------------------------
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        table = self._id_bytes
+        try:
+            return b"".join([table[i] for i in ids])
+        except (IndexError, TypeError):
+            bad = next(i for i in ids if not isinstance(i, int) or not 0 <= i < len(table))
+            raise ValueError(f"token id {bad!r} is not in this vocabulary of {len(table)} ids") from None
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of ``ids``; byte sequences that are not valid UTF-8 become U+FFFD."""
+        return self.decode_bytes(list(ids)).decode("utf-8", errors="replace")

@@ -187,12 +187,14 @@ class Tokenizer:
                 self._encode_ordinary(part, out)
         return out
 
-    def encode_iterable(self, iterable: Iterable[str]) -> Iterator[int]:
+    def encode_iterable(self, iterable: Iterable[str], flush_chars: int = STREAM_FLUSH_CHARS) -> Iterator[int]:
         """Lazily yield the ids of ``"".join(iterable)`` (e.g. a file opened in text mode).
 
         Text is buffered until a boundary that no pre-token or special token can cross, so the
         output equals ``encode`` of the whole text for any chunking while memory stays bounded
-        by the flush size plus the longest stretch without such a boundary.
+        by the flush size plus the longest stretch without such a boundary. ``flush_chars``
+        sets how much text is gathered before looking for a boundary (small values only cost
+        speed).
         """
         pending: list[str] = []
         pending_chars = 0
@@ -202,7 +204,7 @@ class Tokenizer:
                 raise TypeError(f"encode_iterable expects str chunks, got {type(chunk).__name__}")
             pending.append(chunk)
             pending_chars += len(chunk)
-            if pending_chars < STREAM_FLUSH_CHARS:
+            if pending_chars < flush_chars:
                 continue
             buf = carry + "".join(pending)
             pending.clear()

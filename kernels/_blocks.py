@@ -47,34 +47,33 @@ def rows_per_program(n_rows: int, target_programs: int) -> int:
     return max(1, triton.cdiv(n_rows, max(1, target_programs)))
 
 
-@dataclass(frozen=True)
-class AttentionBlocks:
-    """Tile sizes of the flash-attention kernels (queries x keys) and their launch settings."""
-
-    block_m: int  # query rows per tile
-    block_n: int  # key rows per tile
-    block_d: int  # head dim padded to a power of two
-    num_warps: int
-    num_stages: int
+def head_dim_block(head_dim: int) -> int:
+    """Head dim padded to a power of two, at least 16 (the smallest tensor-core tile)."""
+    return max(16, triton.next_power_of_2(head_dim))
 
 
-def attention_forward_blocks(head_dim: int) -> AttentionBlocks:
-    block_d = max(16, triton.next_power_of_2(head_dim))
+def attention_row_block() -> int:
+    """Query rows per program of the backward's ``delta`` preprocess (a pure row reduction)."""
+    return 16 if interpreter_enabled() else 64
+
+
+# (BLOCK_M queries, BLOCK_N keys, warps, pipeline stages): the candidates each flash-attention
+# kernel is autotuned over on the GPU (keyed on head dim, causality, dtype and the power-of-two
+# bucket of the sequence lengths, so decoding with a growing cache does not retune every step).
+_ATTENTION_TILES = {
+    "forward": [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 4), (64, 128, 4, 3)],
+    "dkdv": [(32, 128, 4, 3), (64, 64, 4, 3), (64, 128, 8, 2), (32, 64, 4, 2), (128, 128, 8, 2)],
+    "dq": [(128, 32, 4, 3), (64, 64, 4, 3), (128, 64, 8, 3), (64, 32, 4, 2)],
+}
+
+
+def attention_tile_configs(kernel: str) -> list[triton.Config]:
+    """Autotuning configs for the ``forward``, ``dkdv`` or ``dq`` kernel; under the interpreter a
+    single 16 x 16 tile (so small test sequences still span several tiles and ragged tails)."""
     if interpreter_enabled():
-        return AttentionBlocks(16, 16, block_d, num_warps=4, num_stages=1)
-    if block_d <= 64:
-        return AttentionBlocks(128, 64, block_d, num_warps=4, num_stages=3)
-    return AttentionBlocks(128, 64, block_d, num_warps=8, num_stages=3)
-
-
-def attention_backward_blocks(head_dim: int) -> AttentionBlocks:
-    """Tiles for both backward kernels (dk/dv over query tiles, dq over key tiles)."""
-    block_d = max(16, triton.next_power_of_2(head_dim))
-    if interpreter_enabled():
-        return AttentionBlocks(16, 16, block_d, num_warps=4, num_stages=1)
-    if block_d <= 64:
-        return AttentionBlocks(64, 64, block_d, num_warps=4, num_stages=3)
-    return AttentionBlocks(64, 64, block_d, num_warps=8, num_stages=2)
+        return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=4, num_stages=1)]
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=st)
+            for m, n, w, st in _ATTENTION_TILES[kernel]]
 
 
 def linear_cross_entropy_chunk_tokens(n_tokens: int, vocab_size: int, hidden_dim: int) -> int:

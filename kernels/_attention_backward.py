@@ -1,0 +1,195 @@
+"""Flash-attention backward: ``delta = rowsum(dO * O)``, then dk/dv over query tiles and dq over
+key tiles, recomputing the probabilities tile by tile from the saved log-sum-exp (see attention.py)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ._attention_tiles import (
+    LOG2E,
+    dot_precision,
+    key_tile_ranges,
+    last_dim_contiguous,
+    load_rows,
+    store_rows,
+    strides,
+    visible,
+)
+from ._blocks import attention_row_block, attention_tile_configs, head_dim_block
+
+
+@triton.jit
+def _attention_delta_kernel(O, DO, DELTA, so_b, so_h, so_s, sdo_b, sdo_h, sdo_s, n_heads, q_len,
+                            BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, HEAD_DIM: tl.constexpr):
+    """``delta[row] = sum(dO[row] * O[row])`` in float32: the softmax backward's row correction."""
+    m0 = tl.program_id(0) * BLOCK_M
+    bh = tl.program_id(1)
+    b = (bh // n_heads).to(tl.int64)
+    h = (bh % n_heads).to(tl.int64)
+    rows = m0 + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    PAD_D: tl.constexpr = BLOCK_D != HEAD_DIM
+    o = load_rows(O + b * so_b + h * so_h + rows[:, None] * so_s + offs_d[None, :], rows, q_len, offs_d,
+                  HEAD_DIM, PAD_D, True)
+    do = load_rows(DO + b * sdo_b + h * sdo_h + rows[:, None] * sdo_s + offs_d[None, :], rows, q_len, offs_d,
+                   HEAD_DIM, PAD_D, True)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
+    tl.store(DELTA + bh.to(tl.int64) * q_len + rows, delta, mask=rows < q_len)
+
+
+@triton.jit
+def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qs, stride_dos, cols, offs_d,
+                q_len, k_len, start, end, qk_scale, BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr,
+                PAD_D: tl.constexpr, BOUNDARY: tl.constexpr, PRECISION: tl.constexpr):
+    """Accumulate dk, dv of one key tile over query tiles [start, end); transposed (keys x queries)."""
+    offs_m = tl.arange(0, BLOCK_M)
+    for m0 in range(start, end, BLOCK_M):
+        rows = m0 + offs_m
+        q = load_rows(q_base + rows[:, None] * stride_qs + offs_d[None, :], rows, q_len, offs_d,
+                      HEAD_DIM, PAD_D, True)
+        do = load_rows(do_base + rows[:, None] * stride_dos + offs_d[None, :], rows, q_len, offs_d,
+                       HEAD_DIM, PAD_D, True)
+        # Rows past q_len get lse = +inf, so their probabilities are exactly 0.
+        lse = tl.load(lse_base + rows, mask=rows < q_len, other=float("inf"))
+        delta = tl.load(delta_base + rows, mask=rows < q_len, other=0.0)
+        p_t = tl.exp2(tl.dot(k, tl.trans(q), input_precision=PRECISION) * qk_scale - lse[None, :])  # (N, M)
+        if BOUNDARY:  # causal diagonal: key col may be seen only by rows >= col - offset
+            p_t = tl.where(cols[:, None] <= rows[None, :] + (k_len - q_len), p_t, 0.0)
+        dv = tl.dot(p_t.to(do.dtype), do, dv, input_precision=PRECISION)
+        dp_t = tl.dot(v, tl.trans(do), input_precision=PRECISION)  # (N, M)
+        ds_t = p_t * (dp_t - delta[None, :])
+        dk = tl.dot(ds_t.to(q.dtype), q, dk, input_precision=PRECISION)
+    return dk, dv
+
+
+@triton.autotune(attention_tile_configs("dkdv"), key=["q_bucket", "k_bucket", "HEAD_DIM", "CAUSAL"])
+@triton.jit
+def _attention_dkdv_kernel(
+    Q, K, V, DO, DK, DV, LSE, DELTA,
+    sq_b, sq_h, sq_s, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sdo_b, sdo_h, sdo_s,
+    n_heads, q_len, k_len, q_bucket, k_bucket, qk_scale, sm_scale,  # buckets: autotuning key only
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+):
+    n0 = tl.program_id(0) * BLOCK_N
+    bh = tl.program_id(1)
+    b = (bh // n_heads).to(tl.int64)
+    h = (bh % n_heads).to(tl.int64)
+    cols = n0 + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    PAD_D: tl.constexpr = BLOCK_D != HEAD_DIM
+    k = load_rows(K + b * sk_b + h * sk_h + cols[:, None] * sk_s + offs_d[None, :], cols, k_len, offs_d,
+                  HEAD_DIM, PAD_D, True)
+    v = load_rows(V + b * sv_b + h * sv_h + cols[:, None] * sv_s + offs_d[None, :], cols, k_len, offs_d,
+                  HEAD_DIM, PAD_D, True)
+    dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    q_base = Q + b * sq_b + h * sq_h
+    do_base = DO + b * sdo_b + h * sdo_h
+    lse_base = LSE + bh.to(tl.int64) * q_len
+    delta_base = DELTA + bh.to(tl.int64) * q_len
+    if CAUSAL:
+        # Query tiles before `start` cannot see this key tile; those before `full_start` see part of it.
+        offset = k_len - q_len
+        start = (tl.maximum(n0 - offset, 0) // BLOCK_M) * BLOCK_M
+        full_start = tl.maximum(tl.cdiv(tl.maximum(n0 + BLOCK_N - 1 - offset, 0), BLOCK_M) * BLOCK_M, start)
+        full_start = tl.minimum(full_start, q_len)
+        dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse_base, delta_base, sq_s, sdo_s, cols, offs_d,
+                             q_len, k_len, start, full_start, qk_scale, BLOCK_M, HEAD_DIM, PAD_D, True, PRECISION)
+    else:
+        full_start = 0
+    dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse_base, delta_base, sq_s, sdo_s, cols, offs_d,
+                         q_len, k_len, full_start, q_len, qk_scale, BLOCK_M, HEAD_DIM, PAD_D, False, PRECISION)
+    dkv_offset = bh.to(tl.int64) * k_len * HEAD_DIM  # dk, dv are contiguous (batch*heads, k_len, head_dim)
+    store_rows(DK + dkv_offset + cols[:, None] * HEAD_DIM + offs_d[None, :], dk * sm_scale, cols, k_len, offs_d,
+               HEAD_DIM)
+    store_rows(DV + dkv_offset + cols[:, None] * HEAD_DIM + offs_d[None, :], dv, cols, k_len, offs_d, HEAD_DIM)
+
+
+@triton.jit
+def _dq_tiles(dq, q, do, lse, delta, k_base, v_base, stride_ks, stride_vs, rows, offs_d, q_len, k_len,
+              start, end, qk_scale, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, PAD_D: tl.constexpr,
+              BOUNDARY: tl.constexpr, CAUSAL: tl.constexpr, PRECISION: tl.constexpr):
+    offs_n = tl.arange(0, BLOCK_N)
+    for n0 in range(start, end, BLOCK_N):
+        cols = n0 + offs_n
+        k = load_rows(k_base + cols[:, None] * stride_ks + offs_d[None, :], cols, k_len, offs_d,
+                      HEAD_DIM, PAD_D, BOUNDARY)
+        v = load_rows(v_base + cols[:, None] * stride_vs + offs_d[None, :], cols, k_len, offs_d,
+                      HEAD_DIM, PAD_D, BOUNDARY)
+        p = tl.exp2(tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale - lse[:, None])  # (M, N)
+        if BOUNDARY:
+            p = tl.where(visible(rows, cols, q_len, k_len, CAUSAL), p, 0.0)
+        dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
+        ds = p * (dp - delta[:, None])
+        dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=PRECISION)
+    return dq
+
+
+@triton.autotune(attention_tile_configs("dq"), key=["q_bucket", "k_bucket", "HEAD_DIM", "CAUSAL"])
+@triton.jit
+def _attention_dq_kernel(
+    Q, K, V, DO, DQ, LSE, DELTA,
+    sq_b, sq_h, sq_s, sk_b, sk_h, sk_s, sv_b, sv_h, sv_s, sdo_b, sdo_h, sdo_s,
+    n_heads, q_len, k_len, q_bucket, k_bucket, qk_scale, sm_scale,  # buckets: autotuning key only
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
+):
+    m0 = tl.program_id(0) * BLOCK_M
+    bh = tl.program_id(1)
+    b = (bh // n_heads).to(tl.int64)
+    h = (bh % n_heads).to(tl.int64)
+    rows = m0 + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    PAD_D: tl.constexpr = BLOCK_D != HEAD_DIM
+    q = load_rows(Q + b * sq_b + h * sq_h + rows[:, None] * sq_s + offs_d[None, :], rows, q_len, offs_d,
+                  HEAD_DIM, PAD_D, True)
+    do = load_rows(DO + b * sdo_b + h * sdo_h + rows[:, None] * sdo_s + offs_d[None, :], rows, q_len, offs_d,
+                   HEAD_DIM, PAD_D, True)
+    lse = tl.load(LSE + bh.to(tl.int64) * q_len + rows, mask=rows < q_len, other=float("inf"))
+    delta = tl.load(DELTA + bh.to(tl.int64) * q_len + rows, mask=rows < q_len, other=0.0)
+    k_base = K + b * sk_b + h * sk_h
+    v_base = V + b * sv_b + h * sv_h
+    dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    full_end, end = key_tile_ranges(m0, q_len, k_len, BLOCK_M, BLOCK_N, CAUSAL)
+    dq = _dq_tiles(dq, q, do, lse, delta, k_base, v_base, sk_s, sv_s, rows, offs_d, q_len, k_len, 0, full_end,
+                   qk_scale, BLOCK_N, HEAD_DIM, PAD_D, False, CAUSAL, PRECISION)
+    dq = _dq_tiles(dq, q, do, lse, delta, k_base, v_base, sk_s, sv_s, rows, offs_d, q_len, k_len, full_end, end,
+                   qk_scale, BLOCK_N, HEAD_DIM, PAD_D, True, CAUSAL, PRECISION)
+    dq_offset = bh.to(tl.int64) * q_len * HEAD_DIM  # dq is contiguous (batch*heads, q_len, head_dim)
+    store_rows(DQ + dq_offset + rows[:, None] * HEAD_DIM + offs_d[None, :], dq * sm_scale, rows, q_len, offs_d,
+               HEAD_DIM)
+
+
+def attention_backward(do, q, k, v, out, lse, causal: bool):
+    """Launch the backward kernels: returns ``(dq, dk, dv)``, contiguous, in the input dtype."""
+    do, q, k, v = (last_dim_contiguous(t) for t in (do, q, k, v))
+    batch, heads, q_len, head_dim = q.shape
+    k_len = k.shape[2]
+    dq = torch.empty(q.shape, device=q.device, dtype=q.dtype)
+    dk = torch.empty(k.shape, device=k.device, dtype=k.dtype)
+    dv = torch.empty(v.shape, device=v.device, dtype=v.dtype)
+    if q_len == 0 or batch * heads == 0:
+        return dq, dk.zero_(), dv.zero_()
+    sm_scale = 1.0 / math.sqrt(head_dim)
+    block_d = head_dim_block(head_dim)
+    delta = torch.empty_like(lse)
+    row_block = attention_row_block()
+    _attention_delta_kernel[(triton.cdiv(q_len, row_block), batch * heads)](
+        out, do, delta, *strides(out), *strides(do), heads, q_len,
+        BLOCK_M=row_block, BLOCK_D=block_d, HEAD_DIM=head_dim,
+    )
+    common = (*strides(q), *strides(k), *strides(v), *strides(do), heads, q_len, k_len,
+              triton.next_power_of_2(q_len), triton.next_power_of_2(k_len), sm_scale * LOG2E, sm_scale)
+    flags = dict(BLOCK_D=block_d, HEAD_DIM=head_dim, CAUSAL=causal, PRECISION=dot_precision(q.dtype))
+    _attention_dkdv_kernel[lambda meta: (triton.cdiv(k_len, meta["BLOCK_N"]), batch * heads)](
+        q, k, v, do, dk, dv, lse, delta, *common, **flags
+    )
+    _attention_dq_kernel[lambda meta: (triton.cdiv(q_len, meta["BLOCK_M"]), batch * heads)](
+        q, k, v, do, dq, lse, delta, *common, **flags
+    )
+    return dq, dk, dv

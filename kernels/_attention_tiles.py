@@ -1,0 +1,68 @@
+"""Pieces shared by the flash-attention forward and backward kernels: masked tile loads and
+stores, the key-tile ranges a query tile visits (full tiles, then boundary tiles), the visibility
+mask, and small launcher helpers."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634  # exp(x) = exp2(x * LOG2E): the kernels work in base 2
+
+
+@triton.jit
+def load_rows(ptrs, rows, n_rows, offs_d, HEAD_DIM: tl.constexpr, PAD_D: tl.constexpr,
+              CHECK_ROWS: tl.constexpr):
+    """Load a (rows, head_dim) tile; masks only what the compile-time flags say may be out of range."""
+    if CHECK_ROWS:
+        if PAD_D:
+            x = tl.load(ptrs, mask=(rows < n_rows)[:, None] & (offs_d < HEAD_DIM)[None, :], other=0.0)
+        else:
+            x = tl.load(ptrs, mask=(rows < n_rows)[:, None], other=0.0)
+    else:
+        if PAD_D:
+            x = tl.load(ptrs, mask=(offs_d < HEAD_DIM)[None, :], other=0.0)
+        else:
+            x = tl.load(ptrs)
+    return x
+
+
+@triton.jit
+def store_rows(ptrs, x, rows, n_rows, offs_d, HEAD_DIM: tl.constexpr):
+               tl.store(ptrs, x.to(ptrs.dtype.element_ty), mask=(rows < n_rows)[:, None] & (offs_d < HEAD_DIM)[None, :])
+
+
+@triton.jit
+def key_tile_ranges(m0, q_len, k_len, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr):
+    """Key tiles seen by query rows [m0, m0+BLOCK_M): full tiles [0, full_end), boundary [full_end, end)."""
+    offset = k_len - q_len
+    if CAUSAL:
+        full_end = (tl.minimum(m0 + offset + 1, k_len) // BLOCK_N) * BLOCK_N
+        end = tl.minimum(k_len, m0 + BLOCK_M + offset)
+    else:
+        full_end = (k_len // BLOCK_N) * BLOCK_N
+        end = k_len
+    return full_end, end
+
+
+@triton.jit
+def visible(rows, cols, q_len, k_len, CAUSAL: tl.constexpr):
+    """(rows, cols) mask of keys that exist and, when causal, that the query row may see."""
+    valid = (cols < k_len)[None, :]
+    if CAUSAL:
+        valid = valid & (cols[None, :] <= rows[:, None] + (k_len - q_len))
+    return valid
+
+
+def last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def strides(t: torch.Tensor) -> tuple[int, int, int]:
+    return t.stride(0), t.stride(1), t.stride(2)
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    # float32 inputs get exact float32 dot products (matching the reference); 16-bit use tensor cores.
+    return "ieee" if dtype == torch.float32 else "tf32"

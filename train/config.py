@@ -1,0 +1,116 @@
+"""``TrainConfig``: everything a training run needs, typed and validated at construction.
+
+The model is described by a nested ``model.ModelConfig``; every other field is a training
+choice. Command-line flags are generated from these fields (``train.cli``), so a field added
+here is a flag at once: ``--batch_size=64 --model.d_model=256``.
+
+Schedule semantics: ``warmup_fraction`` and ``decay_fraction`` are fractions of the run, and
+the run's length is ``budget_seconds`` of training time when set (the learning rate follows
+elapsed / budget), else ``max_iters`` steps. The learning rate reaches ``min_lr`` at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from model.config import ModelConfig
+
+from .schedule import SCHEDULES
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "bf16", "fp32")
+LOGGERS = ("none", "tensorboard", "wandb")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # data and output
+    train_data: str = ""  # token file (python -m tokenizer.encode)
+    val_data: str | None = None  # token file; None: no validation
+    out_dir: str = "runs/default"
+    # batch: each step sees batch_size * grad_accum_steps * world_size sequences
+    batch_size: int = 32  # per process and micro-step
+    grad_accum_steps: int = 1
+    # length: a wall-clock budget of training time, or a number of optimizer steps
+    max_iters: int | None = 1000
+    budget_seconds: float | None = None
+    # optimizer and schedule
+    schedule: str = "cosine"  # cosine | wsd
+    max_lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_fraction: float = 0.02
+    decay_fraction: float = 0.2  # wsd only: the final share of the run spent decaying
+    weight_decay: float = 0.1
+    decay_norms_and_embeddings: bool = False  # False: norm gains and embeddings get no decay
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    grad_clip: float = 1.0  # 0 disables clipping
+    z_loss: float = 0.0  # weight of the log(Z)^2 auxiliary loss
+    # evaluation, logging, checkpoints (intervals in optimizer steps; 0 = only at the end)
+    eval_interval: int = 100
+    eval_iters: int = 20
+    log_interval: int = 10
+    checkpoint_interval: int = 500
+    # execution
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+    compile: bool = True  # torch.compile the model when running on CUDA
+    seed: int = 0
+    resume: bool = False  # continue the run in out_dir from its checkpoint
+    overwrite: bool = False  # allow starting afresh in an out_dir that holds a run
+    progress: bool = True  # tqdm progress bar
+    logger: str = "none"  # none | tensorboard | wandb
+    wandb_project: str = "tritonlm"
+    wandb_mode: str = "offline"  # offline works without a network; "online" to sync
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = ModelConfig.from_dict(self.model)
+        self.betas = tuple(self.betas)
+        self._check_positive()
+        self._check_choices()
+        if self.max_iters is None and self.budget_seconds is None:
+            raise ValueError("set max_iters or budget_seconds (or both: the run stops at whichever comes first)")
+        if not 0 <= self.min_lr <= self.max_lr:
+            raise ValueError(f"need 0 <= min_lr <= max_lr, got min_lr={self.min_lr} max_lr={self.max_lr}")
+        if not (0 <= self.warmup_fraction <= 1 and 0 <= self.decay_fraction <= 1):
+            raise ValueError("warmup_fraction and decay_fraction are fractions of the run, in [0, 1]")
+        if self.schedule == "wsd" and self.warmup_fraction + self.decay_fraction > 1:
+            raise ValueError("wsd: warmup_fraction + decay_fraction must not exceed 1")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+
+    def _check_positive(self) -> None:
+        for name in ("batch_size", "grad_accum_steps", "eval_iters"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
+        for name in ("eval_interval", "log_interval", "checkpoint_interval", "weight_decay", "grad_clip", "z_loss", "eps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_iters is not None and self.max_iters <= 0:
+            raise ValueError(f"max_iters must be positive (or None with budget_seconds), got {self.max_iters}")
+        if self.budget_seconds is not None and self.budget_seconds <= 0:
+            raise ValueError(f"budget_seconds must be positive (or None), got {self.budget_seconds}")
+
+    def _check_choices(self) -> None:
+        for name, choices in (("schedule", SCHEDULES), ("device", DEVICES), ("dtype", DTYPES),
+                              ("logger", LOGGERS), ("wandb_mode", ("offline", "online", "disabled"))):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} is not one of {', '.join(choices)}")
+
+    @property
+    def tokens_per_step_per_rank(self) -> int:
+        return self.batch_size * self.grad_accum_steps * self.model.context_length
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}")
+        return cls(**data)

@@ -1,0 +1,95 @@
+"""AdamW with decoupled weight decay (Loshchilov & Hutter), written from scratch.
+
+Semantics (DESIGN.md): m and v start at zero and the step count t at 1;
+``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)``; ``p -= lr_t * m / (sqrt(v) + eps)``; then the
+decoupled decay ``p -= lr * weight_decay * p``. Each parameter group may carry its own ``lr``
+and ``weight_decay`` (the loop writes the scheduled ``lr`` into every group each step).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+
+
+class AdamW(torch.optim.Optimizer):
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter] | Iterable[dict],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ):
+        if lr < 0:
+            raise ValueError(f"AdamW: lr must be >= 0, got {lr}")
+        if not all(0.0 <= b < 1.0 for b in betas) or len(betas) != 2:
+            raise ValueError(f"AdamW: betas must be two numbers in [0, 1), got {betas}")
+        if eps < 0:
+            raise ValueError(f"AdamW: eps must be >= 0, got {eps}")
+        if weight_decay < 0:
+            raise ValueError(f"AdamW: weight_decay must be >= 0, got {weight_decay}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2) = group["lr"], group["betas"]
+            eps, weight_decay = group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("AdamW does not support sparse gradients")
+                self._update(p, lr, beta1, beta2, eps, weight_decay)
+        return loss
+
+    def _update(self, p, lr, beta1, beta2, eps, weight_decay) -> None:
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["step"] += 1
+        t = state["step"]
+        m, v, grad = state["exp_avg"], state["exp_avg_sq"], p.grad
+        m.lerp_(grad, 1.0 - beta1)  # m = b1 m + (1 - b1) g
+        v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)  # v = b2 v + (1 - b2) g^2
+        lr_t = lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+        p.addcdiv_(m, v.sqrt().add_(eps), value=-lr_t)
+        if weight_decay != 0.0:
+            p.mul_(1.0 - lr * weight_decay)
+
+
+def is_no_decay_parameter(name: str, param: torch.nn.Parameter) -> bool:
+    """Norm gains, biases and embeddings: parameters that weight decay should usually spare."""
+    lowered = name.lower()
+    return param.ndim < 2 or "embedding" in lowered or "norm" in lowered or ".ln" in lowered or lowered.startswith("ln")
+
+
+def parameter_groups(
+    model: torch.nn.Module, weight_decay: float, decay_norms_and_embeddings: bool = True
+) -> list[dict]:
+    """Optimizer groups: one with ``weight_decay``, and, unless ``decay_norms_and_embeddings``,
+    a second with zero decay for norm gains, biases and embedding tables.
+
+    A tied embedding/LM-head matrix is one parameter; it is listed once (named parameters are
+    deduplicated by torch) and decays unless embeddings are spared.
+    """
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        spared = not decay_norms_and_embeddings and is_no_decay_parameter(name, param)
+        (no_decay if spared else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups

@@ -1,0 +1,71 @@
+"""``python -m train.train --preset NAME --key=value ...``: train a model from the command line.
+
+Every ``TrainConfig`` field is a flag (``--batch_size=64``, ``--model.d_model=256``,
+``--betas=0.9,0.95``, ``--resume``); ``--help`` lists them with their defaults. Data-parallel:
+``torchrun --nproc_per_node=N -m train.train ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .cli import ConfigError, add_dataclass_arguments, apply_overrides, overrides_from_namespace, parse_overrides
+from .config import TrainConfig
+from .loop import NonFiniteLossError, run_training
+from .presets import PRESETS, get_preset
+
+
+def build_parser(base: TrainConfig) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser.add_argument("--preset", default="tiny", help=f"starting config: {', '.join(PRESETS)} (default: tiny)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    add_dataclass_arguments(parser, base)
+    return parser
+
+
+def config_from_args(argv: list[str]) -> tuple[TrainConfig, argparse.Namespace]:
+    """Resolve ``--preset`` first (it decides the defaults), then apply the field overrides."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--preset", default="tiny")
+    known, _ = pre.parse_known_args(argv)
+    try:
+        base = get_preset(known.preset)
+    except ValueError as e:
+        build_parser(TrainConfig()).error(str(e))
+    parser = build_parser(base)
+    args, rest = parser.parse_known_args(argv)
+    try:
+        overrides = {**overrides_from_namespace(args), **parse_overrides(rest, base)}
+        return apply_overrides(base, overrides), args
+    except ConfigError as e:
+        parser.error(str(e))
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, args = config_from_args(sys.argv[1:] if argv is None else argv)
+    if args.print_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    try:
+        summary = run_training(cfg)
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if summary["status"] == "interrupted":
+        print(f"interrupted at step {summary['steps']}; checkpoint {summary['checkpoint']}; continue with --resume")
+    else:
+        val = summary["final_val_loss"]
+        print(f"done: {summary['steps']} steps, {summary['tokens']:,} tokens, "
+              f"{summary['tokens_per_s']:,.0f} tokens/s, final val loss {val if val is None else round(val, 4)}; "
+              f"run folder {cfg.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

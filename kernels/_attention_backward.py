@@ -12,6 +12,8 @@ import triton.language as tl
 from ._attention_tiles import (
     LOG2E,
     dot_precision,
+    head_ptr,
+    load_head_tile,
     key_tile_ranges,
     last_dim_contiguous,
     load_rows,
@@ -28,15 +30,11 @@ def _attention_delta_kernel(O, DO, DELTA, so_b, so_h, so_s, sdo_b, sdo_h, sdo_s,
     """``delta[row] = sum(dO[row] * O[row])`` in float32: the softmax backward's row correction."""
     m0 = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1)
-    b = (bh // n_heads).to(tl.int64)
-    h = (bh % n_heads).to(tl.int64)
     rows = m0 + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     PAD_D: tl.constexpr = BLOCK_D != HEAD_DIM
-    o = load_rows(O + b * so_b + h * so_h + rows[:, None] * so_s + offs_d[None, :], rows, q_len, offs_d,
-                  HEAD_DIM, PAD_D, True)
-    do = load_rows(DO + b * sdo_b + h * sdo_h + rows[:, None] * sdo_s + offs_d[None, :], rows, q_len, offs_d,
-                   HEAD_DIM, PAD_D, True)
+    o = load_head_tile(O, bh, n_heads, so_b, so_h, so_s, rows, q_len, offs_d, HEAD_DIM, PAD_D)
+    do = load_head_tile(DO, bh, n_heads, sdo_b, sdo_h, sdo_s, rows, q_len, offs_d, HEAD_DIM, PAD_D)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), axis=1)
     tl.store(DELTA + bh.to(tl.int64) * q_len + rows, delta, mask=rows < q_len)
 
@@ -77,19 +75,15 @@ def _attention_dkdv_kernel(
 ):
     n0 = tl.program_id(0) * BLOCK_N
     bh = tl.program_id(1)
-    b = (bh // n_heads).to(tl.int64)
-    h = (bh % n_heads).to(tl.int64)
     cols = n0 + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     PAD_D: tl.constexpr = BLOCK_D != HEAD_DIM
-    k = load_rows(K + b * sk_b + h * sk_h + cols[:, None] * sk_s + offs_d[None, :], cols, k_len, offs_d,
-                  HEAD_DIM, PAD_D, True)
-    v = load_rows(V + b * sv_b + h * sv_h + cols[:, None] * sv_s + offs_d[None, :], cols, k_len, offs_d,
-                  HEAD_DIM, PAD_D, True)
+    k = load_head_tile(K, bh, n_heads, sk_b, sk_h, sk_s, cols, k_len, offs_d, HEAD_DIM, PAD_D)
+    v = load_head_tile(V, bh, n_heads, sv_b, sv_h, sv_s, cols, k_len, offs_d, HEAD_DIM, PAD_D)
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
-    q_base = Q + b * sq_b + h * sq_h
-    do_base = DO + b * sdo_b + h * sdo_h
+    q_base = head_ptr(Q, bh, n_heads, sq_b, sq_h)
+    do_base = head_ptr(DO, bh, n_heads, sdo_b, sdo_h)
     lse_base = LSE + bh.to(tl.int64) * q_len
     delta_base = DELTA + bh.to(tl.int64) * q_len
     if CAUSAL:
@@ -141,19 +135,15 @@ def _attention_dq_kernel(
 ):
     m0 = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1)
-    b = (bh // n_heads).to(tl.int64)
-    h = (bh % n_heads).to(tl.int64)
     rows = m0 + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     PAD_D: tl.constexpr = BLOCK_D != HEAD_DIM
-    q = load_rows(Q + b * sq_b + h * sq_h + rows[:, None] * sq_s + offs_d[None, :], rows, q_len, offs_d,
-                  HEAD_DIM, PAD_D, True)
-    do = load_rows(DO + b * sdo_b + h * sdo_h + rows[:, None] * sdo_s + offs_d[None, :], rows, q_len, offs_d,
-                   HEAD_DIM, PAD_D, True)
+    q = load_head_tile(Q, bh, n_heads, sq_b, sq_h, sq_s, rows, q_len, offs_d, HEAD_DIM, PAD_D)
+    do = load_head_tile(DO, bh, n_heads, sdo_b, sdo_h, sdo_s, rows, q_len, offs_d, HEAD_DIM, PAD_D)
     lse = tl.load(LSE + bh.to(tl.int64) * q_len + rows, mask=rows < q_len, other=float("inf"))
     delta = tl.load(DELTA + bh.to(tl.int64) * q_len + rows, mask=rows < q_len, other=0.0)
-    k_base = K + b * sk_b + h * sk_h
-    v_base = V + b * sv_b + h * sv_h
+    k_base = head_ptr(K, bh, n_heads, sk_b, sk_h)
+    v_base = head_ptr(V, bh, n_heads, sv_b, sv_h)
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     full_end, end = key_tile_ranges(m0, q_len, k_len, BLOCK_M, BLOCK_N, CAUSAL)
     dq = _dq_tiles(dq, q, do, lse, delta, k_base, v_base, sk_s, sv_s, rows, offs_d, q_len, k_len, 0, full_end,

@@ -29,6 +29,20 @@ def load_rows(ptrs, rows, n_rows, offs_d, HEAD_DIM: tl.constexpr, PAD_D: tl.cons
 
 
 @triton.jit
+def head_ptr(PTR, bh, n_heads, stride_b, stride_h):
+    """Start of head ``bh % n_heads`` of batch ``bh // n_heads`` (64-bit offsets)."""
+    return PTR + (bh // n_heads).to(tl.int64) * stride_b + (bh % n_heads).to(tl.int64) * stride_h
+
+
+@triton.jit
+def load_head_tile(PTR, bh, n_heads, stride_b, stride_h, stride_s, rows, n_rows, offs_d, HEAD_DIM: tl.constexpr,
+                   PAD_D: tl.constexpr):
+    """Rows ``rows`` (masked to ``n_rows``) of one head: a (rows, padded head_dim) tile."""
+    ptrs = head_ptr(PTR, bh, n_heads, stride_b, stride_h) + rows[:, None] * stride_s + offs_d[None, :]
+    return load_rows(ptrs, rows, n_rows, offs_d, HEAD_DIM, PAD_D, True)
+
+
+@triton.jit
 def store_rows(ptrs, x, rows, n_rows, offs_d, HEAD_DIM: tl.constexpr):
                tl.store(ptrs, x.to(ptrs.dtype.element_ty), mask=(rows < n_rows)[:, None] & (offs_d < HEAD_DIM)[None, :])
 

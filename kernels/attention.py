@@ -28,6 +28,8 @@ from ._attention_backward import attention_backward
 from ._attention_tiles import (
     LOG2E,
     dot_precision,
+    head_ptr,
+    load_head_tile,
     key_tile_ranges,
     last_dim_contiguous,
     load_rows,
@@ -104,15 +106,12 @@ def _attention_forward_kernel(
 ):
     m0 = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1)
-    b = (bh // n_heads).to(tl.int64)
-    h = (bh % n_heads).to(tl.int64)
     rows = m0 + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     PAD_D: tl.constexpr = BLOCK_D != HEAD_DIM
-    q = load_rows(Q + b * sq_b + h * sq_h + rows[:, None] * sq_s + offs_d[None, :], rows, q_len, offs_d,
-                  HEAD_DIM, PAD_D, True)
-    k_base = K + b * sk_b + h * sk_h
-    v_base = V + b * sv_b + h * sv_h
+    q = load_head_tile(Q, bh, n_heads, sq_b, sq_h, sq_s, rows, q_len, offs_d, HEAD_DIM, PAD_D)
+    k_base = head_ptr(K, bh, n_heads, sk_b, sk_h)
+    v_base = head_ptr(V, bh, n_heads, sv_b, sv_h)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
@@ -122,9 +121,10 @@ def _attention_forward_kernel(
     acc, l_i, m_i = _forward_tiles(acc, l_i, m_i, q, k_base, v_base, sk_s, sv_s, rows, offs_d, q_len, k_len,
                                    full_end, end, qk_scale, BLOCK_N, HEAD_DIM, PAD_D, True, CAUSAL, PRECISION)
     out = acc / l_i[:, None]
-    store_rows(O + b * so_b + h * so_h + rows[:, None] * so_s + offs_d[None, :], out, rows, q_len, offs_d,
-               HEAD_DIM)
+    o_ptrs = head_ptr(O, bh, n_heads, so_b, so_h) + rows[:, None] * so_s + offs_d[None, :]
+    store_rows(o_ptrs, out, rows, q_len, offs_d, HEAD_DIM)
     tl.store(LSE + bh.to(tl.int64) * q_len + rows, m_i + tl.log2(l_i), mask=rows < q_len)
+
 
 # ----------------------------------------------------------------------------- launchers
 

@@ -10,7 +10,7 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
   FFN with d_ff = 4 d_model;
 - ``tokenizers``: bytes/token of several tokenizers on several corpora, throughput, and the
   time to encode 825 GB (the Pile) (see ``train.tokenizer_experiments``);
-- ``unicode`` and ``lr-toy``: the checks behind the written answers in docs/writeup.md.
+- ``unicode``, ``lr-toy`` and ``adamw-accounting``: the checks behind docs/writeup.md.
 
 Every run trains a small model for ``--budget`` of training time on ``--data`` (generated
 stories, a shared corpus name such as ``gutenberg``, or files) prepared exactly as the
@@ -115,7 +115,7 @@ def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainCo
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "unicode", "lr-toy"])
+    parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "unicode", "lr-toy", "adamw-accounting"])
     parser.add_argument("--data", default=None, help="training data: stories (default), gutenberg, imdb, a text or token file")
     parser.add_argument("--val-data", default=None, help="validation data (default: the matching split)")
     parser.add_argument("--budget", default="45s", help="training time per run (default 45s)")
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         from train.tokenizer_experiments import main as tokenizers_main
 
         return tokenizers_main(args.out)
-    if args.kind in ("unicode", "lr-toy"):
+    if args.kind in ("unicode", "lr-toy", "adamw-accounting"):
         from train.writeup_checks import main as checks_main
 
         return checks_main(args.kind)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ from train.cli import (add_dataclass_arguments, apply_overrides, check_known_key
                        overrides_from_namespace)
 from train.config import TrainConfig
 from train.data import resolve_device
-from train.leaderboard_data import DataSettings, PreparedData, padded_vocab_size, prepare_data
+from train.generate import ByteTokenizer, eos_id_of, generate
+from train.leaderboard_data import DataSettings, PreparedData, load_tokenizer, padded_vocab_size, prepare_data
 from train.loop import run_training
 from train.metrics import read_metrics
 from train.report import build_report, describe_plan, format_duration, parse_duration, write_run_report
@@ -247,7 +249,7 @@ def run_leaderboard(job: Job) -> dict:
     final = evaluate_full(model, val_tokens, train, job.options.eval_batch_size, device)
     entropy = unigram_entropy(val_tokens)
     eval_seconds = time.perf_counter() - eval_start
-    samples = draw_samples(model, data, job.options, device) if data.tokenizer_dir else []
+    samples = draw_samples(model, run_tokenizer(data, job.out_dir), sample_prompts(job), job.options, device)
     timings = {"prepare_data": prepare_seconds, "evaluate": eval_seconds,
                "total": time.perf_counter() - start}
     report = build_report(job, train, data, summary, final, entropy, samples, timings)
@@ -288,6 +290,42 @@ def evaluate_full(model: TransformerLM, tokens: np.ndarray, train: TrainConfig, 
         total += float(loss) * valid
         count += valid
     return {"val_loss": total / count, "val_tokens": count, "windows": windows}
+
+
+STORY_PROMPTS = ["Once upon a time,", "One day, Lily went to the", '"Look!" said Tom.', ""]
+GENERIC_PROMPTS = ["", "The ", "It was a ", "I think that "]
+
+
+def sample_prompts(job: Job) -> list[str]:
+    stories = job.train_data in (None, "stories")
+    return (STORY_PROMPTS if stories else GENERIC_PROMPTS)[: job.options.num_samples] if job.options.num_samples else []
+
+
+def run_tokenizer(data: PreparedData, out_dir: Path):
+    """The tokenizer of the run, copied into ``out_dir/tokenizer`` so the folder stands alone;
+    raw bytes for byte-level token files; None when token files came without a tokenizer."""
+    if data.tokenizer_dir is not None:
+        target = out_dir / "tokenizer"
+        if not (target / "vocab.json").exists():
+            shutil.copytree(data.tokenizer_dir, target, dirs_exist_ok=True)
+        return load_tokenizer(target)
+    return ByteTokenizer() if data.vocab_size == 256 else None
+
+
+def draw_samples(model: TransformerLM, tokenizer, prompts: list[str], options: LeaderboardConfig,
+                 device: torch.device) -> list[dict]:
+    """Continuations of ``prompts`` (an empty prompt starts a new document) by nucleus sampling."""
+    if tokenizer is None:
+        return []
+    eos = eos_id_of(tokenizer)
+    generator = torch.Generator(device=device).manual_seed(0)
+    samples = []
+    for prompt in prompts:
+        ids = tokenizer.encode(prompt) if prompt else [eos if eos is not None else tokenizer.encode("\n")[0]]
+        new = generate(model, ids, options.sample_tokens, options.temperature, options.top_p, eos, generator)
+        samples.append({"prompt": prompt, "text": prompt + tokenizer.decode(new), "new_tokens": len(new),
+                        "temperature": options.temperature, "top_p": options.top_p})
+    return samples
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,11 +105,12 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
 def resolve_texts(train_spec: str | None, val_spec: str | None, settings: DataSettings) -> tuple[Path, Path, str, str]:
     """(train path, val path, train description, val description) for the data arguments."""
     if train_spec in (None, "stories"):
-        if val_spec not in (None, "stories"):
-            return (*_story_texts(settings)[:1], _resolve_one(val_spec, settings.val_bytes), "generated stories", val_spec)
         train, val = _story_texts(settings)
-        return (train, val, f"generated stories (seed {settings.story_seed}, {settings.story_train_bytes:,} bytes)",
-                f"generated stories (seed {settings.story_seed + VAL_SEED_OFFSET}, {settings.story_val_bytes:,} bytes)")
+        train_source = f"generated stories (seed {settings.story_seed}, {settings.story_train_bytes:,} bytes)"
+        if val_spec not in (None, "stories"):
+            return train, _resolve_one(val_spec, settings.val_bytes), train_source, _describe(val_spec, settings.val_bytes)
+        val_source = f"generated stories (seed {settings.story_seed + VAL_SEED_OFFSET}, {settings.story_val_bytes:,} bytes)"
+        return train, val, train_source, val_source
     if val_spec is None:
         if train_spec in SHARED_CORPORA:
             val_spec = SHARED_CORPORA[train_spec][1]
@@ -171,7 +172,7 @@ def prepare_tokenizer(train_text: Path, settings: DataSettings) -> Path:
         return folder
     sample = head_of_file(train_text, settings.tokenizer_train_bytes)
     print(f"tokenizer: training BPE (vocab {settings.vocab_size}) on {sample.stat().st_size / 1e6:.1f} MB of {train_text.name}")
-    vocab, merges = train_bpe(str(sample), settings.vocab_size, SPECIAL_TOKENS)
+    vocab, merges = train_bpe(str(sample), settings.vocab_size, SPECIAL_TOKENS, progress=True)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -185,7 +186,7 @@ def prepare_tokenizer(train_text: Path, settings: DataSettings) -> Path:
 def load_tokenizer(folder: Path):
     from tokenizer import Tokenizer
 
-    return Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt", SPECIAL_TOKENS)
+    return Tokenizer.from_dir(folder)
 
 
 def prepare_tokens(text: Path, tokenizer_dir: Path) -> Path:
@@ -201,7 +202,8 @@ def prepare_tokens(text: Path, tokenizer_dir: Path) -> Path:
             target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
     print(f"encoding {text.name} ({text.stat().st_size / 1e6:.1f} MB) -> {target.name}")
-    encode_file(text, load_tokenizer(tokenizer_dir), target)
+    stats = encode_file(text, tokenizer_dir, target, progress=True)
+    print(f"  {stats}")
     return target
 
 

@@ -6,6 +6,11 @@ valid UTF-8.
 
 ``python -m train.experiments lr-toy``: the assignment's toy SGD (learning rate decaying as
 1/sqrt(t+1), loss = mean(w^2) of a 10x10 weight) for 10 steps at learning rates 1e1, 1e2, 1e3.
+
+``python -m train.experiments adamw-accounting``: AdamW training memory of GPT-2 XL as
+``a * batch + b`` and the largest batch in 80 GB, AdamW FLOPs per step, and the time to train
+GPT-2 XL for 400k steps of 1,024 sequences on one A100 at 50% MFU (figures from
+``model.accounting``).
 """
 
 from __future__ import annotations
@@ -73,7 +78,42 @@ def lr_toy_lines(rates=(1.0, 1e1, 1e2, 1e3)) -> list[str]:
     return lines
 
 
+# AdamW per parameter and step: m = b1 m + (1-b1) g (3 FLOPs), v = b2 v + (1-b2) g^2 (4),
+# p -= lr_t m / (sqrt(v) + eps) (5: sqrt, add, divide, multiply, subtract), p -= lr wd p (2).
+ADAMW_FLOPS_PER_PARAMETER = 14
+A100_FP32_FLOPS = 19.5e12
+
+
+def adamw_accounting_lines(memory_gb: float = 80.0, steps: int = 400_000, batch: int = 1024, mfu: float = 0.5) -> list[str]:
+    from model.accounting import count_parameters, max_batch_size, training_flops, training_memory
+    from model.presets import gpt2_xl
+
+    cfg = gpt2_xl()
+    one = training_memory(cfg, batch_size=1)
+    n = count_parameters(cfg)
+    memory = memory_gb * 1e9
+    largest = max_batch_size(cfg, int(memory))
+    step_flops = training_flops(cfg, batch_size=batch) + ADAMW_FLOPS_PER_PARAMETER * n
+    seconds = steps * step_flops / (mfu * A100_FP32_FLOPS)
+    return [
+        f"GPT-2 XL (this architecture): {n:,} parameters",
+        f"  parameters {one.parameters / 1e9:.2f} GB + gradients {one.gradients / 1e9:.2f} GB + AdamW m, v "
+        f"{one.optimizer_state / 1e9:.2f} GB = {one.fixed / 1e9:.2f} GB (16 bytes per parameter, float32)",
+        f"  activations {one.activation_total / 1e9:.2f} GB per sequence of {cfg.context_length} tokens (float32)",
+        f"  memory = {one.activation_total / 1e9:.2f} GB * batch + {one.fixed / 1e9:.2f} GB; largest batch in "
+        f"{memory_gb:g} GB: {largest}",
+        f"AdamW step: {ADAMW_FLOPS_PER_PARAMETER} FLOPs per parameter = {ADAMW_FLOPS_PER_PARAMETER * n:.3g} FLOPs "
+        f"(negligible next to the {training_flops(cfg, batch_size=batch):.3g} of forward + backward on {batch} sequences)",
+        f"Training {steps:,} steps x {batch} sequences: {steps * step_flops:.3g} FLOPs; on one A100 at "
+        f"{mfu:.0%} MFU of {A100_FP32_FLOPS / 1e12:g} TFLOP/s (float32): {seconds / 86400:,.0f} days "
+        f"({seconds / 86400 / 365.25:.1f} years)",
+    ]
+
+
+CHECKS = {"unicode": unicode_checks, "lr-toy": lr_toy_lines, "adamw-accounting": adamw_accounting_lines}
+
+
 def main(kind: str) -> int:
-    lines = unicode_checks() if kind == "unicode" else lr_toy_lines()
+    lines = CHECKS[kind]()
     print("\n".join(lines))
     return 0

@@ -1,0 +1,140 @@
+"""``python -m train.experiments tokenizers``: compression and throughput of tokenizers across corpora.
+
+The assignment's tokenizer experiments, on the corpora here: BPE tokenizers of this project
+trained on Gutenberg and on IMDB (vocab 10,000, as for TinyStories in the assignment) and on
+the generated stories, and GPT-2's tokenizer (from the shared fixtures), each encoding the first
+bytes of every validation corpus. It reports bytes/token for each pair (the compression ratio;
+cross-domain pairs show what a tokenizer trained on other text costs), single-process
+throughput, and the projected time to encode 825 GB (the Pile) at that speed, in one process
+and across the cores of this machine. Shared corpora that are absent are left out with a note.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tokenizer.corpora import SharedDataMissing, fixture_path, shared_corpus
+from train.leaderboard_data import SPECIAL_TOKENS, DataSettings, load_tokenizer, prepare_tokenizer, resolve_texts
+from train.report import markdown_table, write_json_atomic, write_text_atomic
+
+PILE_BYTES = 825e9
+TRAIN_CORPORA = {"gutenberg": "gutenberg_train", "imdb": "imdb_train"}
+EVAL_CORPORA = {"gutenberg": "gutenberg_valid", "imdb": "imdb_test"}
+
+
+def build_tokenizers(vocab_size: int, train_bytes: int) -> tuple[dict, list[str]]:
+    """name -> Tokenizer, and notes about the ones that could not be built here."""
+    from tokenizer import Tokenizer
+
+    settings = DataSettings(vocab_size=vocab_size, tokenizer_train_bytes=train_bytes)
+    tokenizers, notes = {}, []
+    for name, corpus in TRAIN_CORPORA.items():
+        try:
+            text = shared_corpus(corpus, train_bytes)
+        except SharedDataMissing as e:
+            notes.append(f"ours-{name}: skipped ({e})")
+            continue
+        tokenizers[f"ours-{name}-{vocab_size // 1000}k"] = load_tokenizer(prepare_tokenizer(text, settings))
+    stories_train, _, _, _ = resolve_texts(None, None, replace(settings, story_train_bytes=4_000_000))
+    tokenizers[f"ours-stories-{vocab_size // 1000}k"] = load_tokenizer(prepare_tokenizer(stories_train, settings))
+    try:
+        tokenizers["gpt2"] = Tokenizer.from_files(fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt"),
+                                                  SPECIAL_TOKENS)
+    except SharedDataMissing as e:
+        notes.append(f"gpt2: skipped ({e})")
+    return tokenizers, notes
+
+
+def evaluation_texts(sample_bytes: int) -> tuple[dict[str, str], list[str]]:
+    texts, notes = {}, []
+    for name, corpus in EVAL_CORPORA.items():
+        try:
+            texts[name] = shared_corpus(corpus, sample_bytes).read_text(encoding="utf-8")
+        except SharedDataMissing as e:
+            notes.append(f"corpus {name}: skipped ({e})")
+    _, stories_val, _, _ = resolve_texts(None, None, DataSettings(story_val_bytes=sample_bytes))
+    texts["stories"] = stories_val.read_text(encoding="utf-8")
+    return texts, notes
+
+
+def measure(tokenizer, text: str) -> dict:
+    """bytes/token and single-process throughput of ``tokenizer.encode`` on ``text`` (a fresh
+    pre-token cache each time, so the figure is not flattered by earlier runs)."""
+    data_bytes = len(text.encode("utf-8"))
+    if hasattr(tokenizer, "_cache"):
+        tokenizer._cache.clear()
+    start = time.perf_counter()
+    ids = tokenizer.encode(text)
+    seconds = time.perf_counter() - start
+    roundtrip = tokenizer.decode(ids) == text
+    return {"bytes": data_bytes, "tokens": len(ids), "bytes_per_token": data_bytes / len(ids),
+            "mb_per_s": data_bytes / seconds / 1e6, "roundtrip": roundtrip}
+
+
+def run(out_dir: str | Path, vocab_size: int = 10_000, train_bytes: int = 20_000_000,
+        sample_bytes: int = 1_000_000) -> list[dict]:
+    out_dir = Path(out_dir) / "tokenizers"
+    tokenizers, notes = build_tokenizers(vocab_size, train_bytes)
+    texts, more_notes = evaluation_texts(sample_bytes)
+    notes += more_notes
+    cores = os.cpu_count() or 1
+    rows = []
+    for tok_name, tokenizer in tokenizers.items():
+        for corpus, text in texts.items():
+            m = measure(tokenizer, text)
+            hours = PILE_BYTES / (m["mb_per_s"] * 1e6) / 3600
+            rows.append({"tokenizer": tok_name, "corpus": corpus, **m, "pile_hours_1_process": hours,
+                         f"pile_hours_{cores}_processes": hours / cores})
+            print(f"{tok_name:22} on {corpus:10}: {m['bytes_per_token']:.2f} bytes/token, {m['mb_per_s']:.2f} MB/s, "
+                  f"825 GB in {hours:,.0f} h on 1 process")
+    write_outputs(out_dir, rows, notes, cores, vocab_size, train_bytes, sample_bytes)
+    return rows
+
+
+def write_outputs(out_dir: Path, rows: list[dict], notes: list[str], cores: int, vocab_size: int,
+                  train_bytes: int, sample_bytes: int) -> None:
+    columns = ["tokenizer", "corpus", "bytes_per_token", "mb_per_s", "pile_hours_1_process",
+               f"pile_hours_{cores}_processes", "tokens", "roundtrip"]
+    headers = ["tokenizer", "corpus", "bytes/token", "MB/s (1 process)", "825 GB: hours (1 process)",
+               f"825 GB: hours ({cores} processes)", "tokens", "decode(encode(x)) == x"]
+    text = [f"## Tokenizers: compression and throughput", "",
+            f"Our BPE tokenizers: vocab {vocab_size:,}, trained on the first {train_bytes / 1e6:g} MB of each training "
+            f"corpus; each row encodes the first {sample_bytes / 1e6:g} MB of a validation corpus in one process "
+            f"(`Tokenizer.encode`). The multi-process figure assumes linear scaling over {cores} cores.", "",
+            markdown_table(rows, columns, headers), "", "![bytes per token](tokenizers.png)", ""]
+    text += [f"- {n}" for n in notes]
+    write_text_atomic(out_dir / "tokenizers.md", "\n".join(text) + "\n")
+    write_json_atomic(out_dir / "tokenizers.json", {"rows": rows, "notes": notes})
+    plot_bytes_per_token(rows, out_dir / "tokenizers.png")
+
+
+def plot_bytes_per_token(rows: list[dict], out: Path) -> None:
+    tokenizers = list(dict.fromkeys(r["tokenizer"] for r in rows))
+    corpora = list(dict.fromkeys(r["corpus"] for r in rows))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    width = 0.8 / len(tokenizers)
+    for i, tok in enumerate(tokenizers):
+        values = [next((r["bytes_per_token"] for r in rows if r["tokenizer"] == tok and r["corpus"] == c), 0) for c in corpora]
+        ax.bar([j + i * width for j in range(len(corpora))], values, width, label=tok)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(corpora))], corpora)
+    ax.set_ylabel("bytes per token (higher = better compression)")
+    ax.set_title("Compression of each tokenizer on each corpus")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main(out_dir: str | Path) -> int:
+    run(out_dir)
+    return 0

@@ -154,6 +154,7 @@ def _check_attention_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, c
             "queries nothing to attend to; pass as many keys as queries (or more, for decoding)"
         )
 
+
 def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool):
     """Launch the forward: returns ``(out, lse)``; ``lse`` is float32 (batch*heads, q_len), base 2."""
     _check_attention_inputs(q, k, v, causal)

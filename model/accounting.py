@@ -98,27 +98,50 @@ class MemoryEstimate:
         return self.fixed + self.activation_total
 
 
+def fused_ops(cfg: ModelConfig) -> set[str]:
+    """Ops the config explicitly runs as Triton kernels ("triton", not "auto": accounting does not
+    know the device), whose saved tensors differ from the reference path's."""
+    plan = cfg.kernel_plan
+    ops = {op for op in ("rmsnorm", "attention") if getattr(plan, op) == "triton"}
+    if plan.cross_entropy == "triton" and cfg.logit_softcap == 0:
+        ops.add("cross_entropy")  # TransformerLM.loss then fuses the LM head with the loss
+    return ops
+
+
 def activation_elements(cfg: ModelConfig, seq_len: int | None = None, batch_size: int = 1) -> dict[str, int]:
-    """Elements of the tensors the eager reference forward keeps for the backward pass, per group
-    (no activation checkpointing). Counted op by op: an RMSNorm keeps its input and the
+    """Elements of the tensors the forward keeps for the backward pass, per group (no activation
+    checkpointing). Counted op by op for the reference path: an RMSNorm keeps its input and the
     normalised tensor; a matmul its input; RoPE its input and output; softmax its output and the
-    exponentials; SiLU (x * sigmoid x) its input and the sigmoid; the gate product both factors."""
+    exponentials; SiLU (x * sigmoid x) its input and the sigmoid; the gate product both factors.
+    Triton kernels (``kernels="triton"``) keep less: RMSNorm only its input; flash attention its
+    output and the row log-sum-exp instead of the T x T probabilities; the fused LM head +
+    cross-entropy the gradients of the hidden states and of the head instead of the logits."""
     T = seq_len or cfg.context_length
     d, L, f, V, h = cfg.d_model, cfg.num_layers, cfg.d_ff, cfg.vocab_size, cfg.num_heads
     BT = batch_size * T
-    norms = 2 if cfg.norm != "none" else 0
-    qk_norms = 2 if cfg.qk_norm else 0
+    fused = fused_ops(cfg)
+    per_norm = 1 if "rmsnorm" in fused else 2
+    norms = (2 if cfg.norm != "none" else 0) + (2 if cfg.qk_norm else 0)
     # swiglu: w1 x, sigmoid(w1 x), silu(w1 x), w3 x, the product; silu: w1 x, sigmoid, silu
     ffn_hidden = 5 if cfg.ffn == "swiglu" else 3
+    if "attention" in fused:
+        scores_name, scores = "attention: flash output + log-sum-exp", L * (BT * d + batch_size * h * T)
+    else:
+        scores_name, scores = "attention scores: exp + softmax (B h T T, x2)", L * 2 * batch_size * h * T * T
+    if "cross_entropy" in fused:
+        head_name, head = "fused LM head + loss: saved gradients (B T d + V d)", BT * d + V * d
+    else:
+        head_name, head = "logits + exp (B T V, x2)", 2 * BT * V
     return {
-        "block norms (ln1, ln2, qk_norm)": L * 2 * (norms + qk_norms) * BT * d,
-        # q and k are attended either rotated (RoPE) or as contiguous per-head copies: 2 more
-        "attention inputs: x, q, k, v, attended q, k": L * 7 * BT * d,
-        "attention scores: exp + softmax (B h T T, x2)": L * 2 * batch_size * h * T * T,
+        "block norms (ln1, ln2, qk_norm)": L * per_norm * norms * BT * d,
+        # reference: x, q, k, v plus the rotated (RoPE) or per-head contiguous copies the matmuls
+        # keep of q, k and v; flash attention keeps q, k, v as given (no per-head copies)
+        "attention inputs (x, q, k, v and their per-head forms)": L * (5 if "attention" in fused else 7) * BT * d,
+        scores_name: scores,
         "attention output (output projection input)": L * BT * d,
         "ffn (input + hidden tensors)": L * (BT * d + ffn_hidden * BT * f),
-        "ln_final + lm_head input": (3 if cfg.norm == "pre" else 1) * BT * d,
-        "logits + exp (B T V, x2)": 2 * BT * V,
+        "ln_final + lm_head input": ((per_norm if cfg.norm == "pre" else 0) + 1) * BT * d,
+        head_name: head,
     }
 
 
@@ -139,10 +162,10 @@ def training_memory(cfg: ModelConfig, batch_size: int = 1, seq_len: int | None =
 def max_batch_size(cfg: ModelConfig, memory_bytes: int, seq_len: int | None = None,
                    param_bytes: int = 4, activation_bytes: int = 4) -> int:
     """Largest batch whose estimated training memory fits in ``memory_bytes`` (0: not even the
-    parameters, gradients and optimizer state fit). Activations grow linearly with the batch."""
-    one = training_memory(cfg, 1, seq_len, param_bytes, activation_bytes)
-    free = memory_bytes - one.fixed
-    return max(0, free // one.activation_total)
+    parameters, gradients and optimizer state fit). Activations are affine in the batch."""
+    one, two = (training_memory(cfg, b, seq_len, param_bytes, activation_bytes).total for b in (1, 2))
+    per_sequence = two - one
+    return max(0, (memory_bytes - (one - per_sequence)) // per_sequence)
 
 
 if __name__ == "__main__":

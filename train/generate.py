@@ -62,10 +62,12 @@ def next_token_distribution(logits: torch.Tensor, temperature: float, top_p: flo
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
                 generator: torch.Generator | None = None, softmax_backend: str = "torch") -> torch.Tensor:
     """Next token ids (...,) from logits (..., vocab): greedy when ``temperature == 0``, else
-    temperature + top-p sampling. Draws on the CPU so a seed gives the same text on any device."""
+    temperature + top-p sampling. Draws on the generator's device (the CPU without one), so a
+    CPU generator gives the same text whatever device the model runs on."""
     if temperature == 0:
         return logits.argmax(dim=-1)
-    probs = next_token_distribution(logits, temperature, top_p, softmax_backend).cpu()
+    draw_device = generator.device if generator is not None else torch.device("cpu")
+    probs = next_token_distribution(logits, temperature, top_p, softmax_backend).to(draw_device)
     flat = probs.reshape(-1, probs.shape[-1])  # (rows, vocab)
     ids = torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
     return ids.to(logits.device)

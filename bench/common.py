@@ -118,7 +118,7 @@ def add_ratios(measurements: list[Measurement]) -> list[dict]:
         row = asdict(m)
         best = min(peers, key=lambda p: p.ms, default=None)
         row["best_peer"] = best.provider if best else None
-        row["speedup_vs_best_peer"] = (best.ms / m.ms) if best and m.ms else None
+        row["speedup_vs_best_peer"] = (best.ms / m.ms) if best and m.ms and m.ms > 0 else None
         peer_mem = [p.peak_mib for p in peers if p.peak_mib is not None]
         row["memory_vs_best_peer"] = (m.peak_mib / min(peer_mem)) if peer_mem and m.peak_mib else None
         rows.append(row)

@@ -74,20 +74,40 @@ def _grad_leaves(inputs):
     return [t for t in inputs if t.requires_grad]
 
 
+def _runner(case: Case, fn, direction: str) -> Callable[[], object]:
+    if direction == "fwd":
+        return lambda: fn(*case.inputs)
+    out = fn(*case.inputs)
+    dy = torch.randn_like(out) if out.dim() else torch.ones_like(out)
+    if direction == "fwd+bwd":
+        return lambda: fn(*case.inputs).backward(dy)
+    return lambda: out.backward(dy, retain_graph=True)
+
+
+def _backpropagates_repeatedly(case: Case, fn) -> bool:
+    """False for ops that compute their gradient in the forward and can backpropagate only once."""
+    run = _runner(case, fn, "bwd")
+    try:
+        run(), run()
+        return True
+    except RuntimeError as e:
+        if "backpropagate once" in str(e):
+            return False
+        raise
+
+
 def _measure(case: Case, provider: str, fn, direction: str) -> Measurement:
     leaves = _grad_leaves(case.inputs)
+    note = ""
     try:
-        if direction == "fwd":
-            run = lambda: fn(*case.inputs)  # noqa: E731
+        if direction == "bwd" and not _backpropagates_repeatedly(case, fn):
+            # Backward alone cannot be repeated on one graph: time it as (fwd+bwd) - fwd.
+            ms = time_ms(_runner(case, fn, "fwd+bwd"), leaves) - time_ms(_runner(case, fn, "fwd"), leaves)
+            peak, note = None, "bwd = (fwd+bwd) - fwd: the gradient is computed in the forward"
         else:
-            out = fn(*case.inputs)
-            dy = torch.randn_like(out) if out.dim() else torch.ones_like(out)
-            if direction == "bwd":
-                run = lambda: out.backward(dy, retain_graph=True)  # noqa: E731
-            else:
-                run = lambda: fn(*case.inputs).backward(dy)  # noqa: E731
-        ms = time_ms(run, grad_to_none=leaves)
-        peak = peak_memory_mib(run)
+            run = _runner(case, fn, direction)
+            ms = time_ms(run, grad_to_none=leaves)
+            peak = peak_memory_mib(run)
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         return Measurement(case.op, case.name, direction, provider, None, note="out of memory")
@@ -98,9 +118,9 @@ def _measure(case: Case, provider: str, fn, direction: str) -> Measurement:
             t.grad = None
     return Measurement(
         case.op, case.name, direction, provider, ms,
-        gbs=gbs(case.bytes[direction], ms) if case.bytes else None,
-        tflops=tflops(case.flops[direction], ms) if case.flops else None,
-        peak_mib=peak,
+        gbs=gbs(case.bytes[direction], ms) if case.bytes and ms > 0 else None,
+        tflops=tflops(case.flops[direction], ms) if case.flops and ms > 0 else None,
+        peak_mib=peak, note=note,
     )
 
 

@@ -11,7 +11,11 @@ Triton design: one program per token row.
 * ``linear_cross_entropy`` runs the LM head in token chunks: for each chunk the logits are
   computed, the loss kernel overwrites them with their gradient in place, and the chunk's
   contributions ``grad @ W`` (to dhidden) and ``grad^T @ h`` (to dweight) are taken at once.
-  The full (tokens x vocab) logits never exist; backward only scales the stored gradients.
+  The full (tokens x vocab) logits never exist.
+* backward scales the stored gradients by the upstream gradient in place, with a kernel that
+  reads that scalar on the device and does nothing when it is 1 (the usual ``loss.backward()``):
+  no extra pass over the gradient and no host synchronisation. Because the stored gradient is
+  consumed, a second backward through the same graph raises (recompute the loss instead).
 """
 
 from __future__ import annotations
@@ -105,6 +109,39 @@ def _cross_entropy_kernel(
                 tl.store(grad_row + start + cols, grad.to(GRAD.dtype.element_ty), mask=mask)
 
 
+@triton.jit
+def _scale_by_upstream_kernel(X, UPSTREAM, n, BLOCK: tl.constexpr):
+    """``X *= upstream`` in place, skipped entirely (no memory traffic) when ``upstream == 1``."""
+    upstream = tl.load(UPSTREAM).to(tl.float32)
+    if upstream != 1.0:
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+        tl.store(X + offs, (x * upstream).to(X.dtype.element_ty), mask=mask)
+
+
+def scale_by_upstream_(grad: torch.Tensor, upstream: torch.Tensor) -> torch.Tensor:
+    """Multiply the contiguous ``grad`` in place by the scalar tensor ``upstream`` (device-side check)."""
+    if not grad.is_contiguous():
+        raise ValueError("the stored gradient must be contiguous")
+    n = grad.numel()
+    if n:
+        block = 4096
+        _scale_by_upstream_kernel[(triton.cdiv(n, block),)](grad, upstream.reshape(1), n, BLOCK=block, num_warps=8)
+    return grad
+
+
+def _take_stored_grads(ctx) -> tuple:
+    """The gradients stored by the forward, once: they are scaled in place by the backward."""
+    if ctx.grads_consumed:
+        raise RuntimeError(
+            "the Triton cross-entropy computes its gradient in the forward and can backpropagate once; "
+            "to backpropagate again, recompute the loss (or use backend='torch')"
+        )
+    ctx.grads_consumed = True
+    return ctx.saved_tensors
+
+
 def _check_targets(targets: torch.Tensor, expected_shape: tuple[int, ...], device: torch.device) -> None:
     if not isinstance(targets, torch.Tensor) or targets.dtype not in (torch.int64, torch.int32):
         got = targets.dtype if isinstance(targets, torch.Tensor) else type(targets).__name__
@@ -169,13 +206,13 @@ class CrossEntropyFunction(torch.autograd.Function):
         grad = torch.empty_like(logits2d, memory_format=torch.contiguous_format) if ctx.needs_input_grad[0] else None
         losses = cross_entropy_forward(logits2d, targets1d, ignore_index, num_valid, grad)
         ctx.save_for_backward(grad)
-        ctx.logits_shape = logits.shape
+        ctx.logits_shape, ctx.grads_consumed = logits.shape, False
         return losses.sum() / num_valid
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
-        (grad,) = ctx.saved_tensors
-        return (grad * grad_loss.to(grad.dtype)).view(ctx.logits_shape), None, None
+        (grad,) = _take_stored_grads(ctx)
+        return scale_by_upstream_(grad, grad_loss).view(ctx.logits_shape), None, None
 
 
 class LinearCrossEntropyFunction(torch.autograd.Function):
@@ -205,14 +242,14 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
             if want_dw:
                 dw.addmm_(logits.t(), h_chunk)
         ctx.save_for_backward(dh, dw)
-        ctx.hidden_shape = hidden.shape
+        ctx.hidden_shape, ctx.grads_consumed = hidden.shape, False
         return losses.sum() / num_valid
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
-        dh, dw = ctx.saved_tensors
-        dhidden = None if dh is None else (dh * grad_loss.to(dh.dtype)).view(ctx.hidden_shape)
-        dweight = None if dw is None else dw * grad_loss.to(dw.dtype)
+        dh, dw = _take_stored_grads(ctx)
+        dhidden = None if dh is None else scale_by_upstream_(dh, grad_loss).view(ctx.hidden_shape)
+        dweight = None if dw is None else scale_by_upstream_(dw, grad_loss)
         return dhidden, dweight, None, None, None
 
 

@@ -62,6 +62,17 @@ def test_cross_entropy_ignored_rows_get_zero_gradient_and_all_ignored_is_nan(dev
     assert torch.isnan(F.cross_entropy(logits, all_ignored))
 
 
+def test_second_backward_through_the_same_loss_raises_clearly(device):
+    logits = torch.randn(3, 20, device=device, requires_grad=True)
+    targets = torch.tensor([1, 2, 3], device=device)
+    loss = cross_entropy(logits, targets, backend="triton")
+    loss.backward(retain_graph=True)
+    first = logits.grad.clone()
+    torch.testing.assert_close(first, torch.autograd.grad(F.cross_entropy(logits, targets), logits)[0])
+    with pytest.raises(RuntimeError, match="can backpropagate once"):
+        loss.backward()
+
+
 def test_cross_entropy_out_of_range_target_gives_nan_not_garbage(device):
     logits = torch.randn(2, 10, device=device)
     assert torch.isnan(cross_entropy(logits, torch.tensor([1, 10], device=device), backend="triton"))
@@ -77,12 +88,13 @@ def test_linear_cross_entropy_matches_reference_and_builtin(device, tokens, hidd
     weight = (torch.randn(vocab, hidden_dim, generator=gen) / hidden_dim**0.5).to(device)
     targets = _targets((tokens,), vocab, gen, ignore_every=4).to(device)
 
+    upstream = torch.tensor(0.6, device=device)  # the loss is scaled (e.g. gradient accumulation)
     got = output_and_grads(lambda h, w: LinearCrossEntropyFunction.apply(h, w, targets, IGNORE, chunk),
-                           [hidden, weight], None, dtype)
+                           [hidden, weight], upstream, dtype)
     ref = output_and_grads(lambda h, w: linear_cross_entropy_reference(h, w, targets, IGNORE), [hidden, weight],
-                           None, dtype)
+                           upstream, dtype)
     builtin = output_and_grads(lambda h, w: F.cross_entropy(h @ w.t(), targets, ignore_index=IGNORE),
-                               [hidden.to(dtype), weight.to(dtype)], None, torch.float32)
+                               [hidden.to(dtype), weight.to(dtype)], upstream, torch.float32)
     names = ["loss", "dhidden", "dweight"]
     # 16-bit logits are rounded once (as in the reference), so the loss is compared at dtype precision.
     assert_all_close([got[0], *got[1]], [ref[0], *ref[1]], atol, rtol, names)

@@ -8,6 +8,7 @@ and ``weight_decay`` (the loop writes the scheduled ``lr`` into every group each
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Iterable
 
@@ -33,6 +34,11 @@ class AdamW(torch.optim.Optimizer):
             raise ValueError(f"AdamW: weight_decay must be >= 0, got {weight_decay}")
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load a copy: the moment buffers are updated in place, so they must not be shared
+        with the optimizer (or file) the state came from."""
+        super().load_state_dict(copy.deepcopy(state_dict))
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -1,0 +1,167 @@
+"""The training loop end to end on tiny models: run folder, exact resume, signals, NaN stop,
+wall-clock budget, gradient accumulation, guard rails."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from model import ModelConfig, TransformerLM
+from tokenizer.tokenfile import write_tokens
+from train import read_checkpoint
+from train.config import TrainConfig
+from train.loop import NonFiniteLossError, run_training
+from train.metrics import read_metrics
+from train.setup import RunFolderError
+
+VOCAB = 64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def token_files(tmp_path_factory):
+    """A learnable stream: a sparse random Markov chain over 64 ids (train and validation)."""
+    folder = tmp_path_factory.mktemp("tokens")
+    rng = np.random.default_rng(0)
+    successors = rng.integers(0, VOCAB, size=(VOCAB, 3))
+    ids = [0]
+    for _ in range(20_000):
+        ids.append(int(successors[ids[-1], rng.integers(0, 3)]))
+    ids = np.array(ids)
+    return (write_tokens(folder / "train.tok", ids[:16_000], VOCAB),
+            write_tokens(folder / "val.tok", ids[16_000:], VOCAB))
+
+
+def small_config(tmp_path, token_files, **overrides) -> TrainConfig:
+    base = TrainConfig(
+        model=ModelConfig(vocab_size=VOCAB, context_length=16, d_model=32, num_layers=2, num_heads=2, kernels="torch"),
+        train_data=str(token_files[0]), val_data=str(token_files[1]), out_dir=str(tmp_path / "run"),
+        batch_size=4, max_iters=12, max_lr=1e-2, min_lr=1e-3, warmup_fraction=0.1, eval_interval=4, eval_iters=2,
+        log_interval=1, checkpoint_interval=4, device="cpu", progress=False,
+    )
+    for key, value in overrides.items():
+        setattr(base, key, value)
+    base.__post_init__()
+    return base
+
+
+def train_losses(run_dir) -> list[float]:
+    return [r["train_loss"] for r in read_metrics(run_dir / "metrics.jsonl") if r["kind"] == "train"]
+
+
+def test_run_writes_its_folder_and_learns(tmp_path, token_files):
+    cfg = small_config(tmp_path, token_files, max_iters=40, eval_interval=10, log_interval=5)
+    summary = run_training(cfg)
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.jsonl", "checkpoint.pt", "summary.json",
+                                               "loss_vs_steps.png", "loss_vs_time.png"}
+    records = read_metrics(run / "metrics.jsonl")
+    train = [r for r in records if r["kind"] == "train"]
+    val = [r["val_loss"] for r in records if r["kind"] == "val"]
+    assert [r["step"] for r in train] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert set(train[0]) >= {"step", "tokens", "elapsed_s", "wall_s", "lr", "train_loss", "grad_norm", "tokens_per_s"}
+    assert train[-1]["tokens"] == 40 * 4 * 16 and all(r["tokens_per_s"] > 0 for r in train)
+    assert val[0] == pytest.approx(math.log(VOCAB), abs=0.5) and val[-1] < val[0] - 0.5  # it learns
+    assert summary["status"] == "completed" and summary["steps"] == 40 and summary["final_val_loss"] == val[-1]
+    saved = json.loads((run / "summary.json").read_text())
+    assert saved["metadata"]["git_sha"] and json.loads((run / "config.json").read_text())["config"]["batch_size"] == 4
+    assert read_checkpoint(run / "checkpoint.pt")["extra"]["train_config"]["max_iters"] == 40
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_checkpoints_and_resume_reproduces_the_uninterrupted_run(tmp_path, token_files, signum):
+    reference = run_training(small_config(tmp_path / "a", token_files, grad_accum_steps=2))
+
+    def interrupt_at_step_6(record):
+        if record["kind"] == "train" and record["step"] == 6:
+            os.kill(os.getpid(), signum)
+
+    cfg = small_config(tmp_path / "b", token_files, grad_accum_steps=2)
+    first = run_training(cfg, hooks=[interrupt_at_step_6])
+    assert first["status"] == "interrupted" and first["steps"] == 6
+    assert read_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")["iteration"] == 6
+    cfg.resume = True
+    second = run_training(cfg)
+    assert second["status"] == "completed" and second["steps"] == reference["steps"] == 12
+    a, b = tmp_path / "a" / "run", tmp_path / "b" / "run"
+    assert train_losses(b) == train_losses(a)  # exactly, step for step
+    val = [[r["val_loss"] for r in read_metrics(d / "metrics.jsonl") if r["kind"] == "val"] for d in (a, b)]
+    assert val[0] == val[1] and len(val[0]) == 4  # steps 0, 4, 8, 12
+    wa, wb = (read_checkpoint(d / "checkpoint.pt")["model"] for d in (a, b))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, token_files, monkeypatch):
+    calls = {"n": 0}
+    original = TransformerLM.loss
+
+    def poisoned(self, ids, targets, **kw):
+        loss = original(self, ids, targets, **kw)
+        if torch.is_grad_enabled():
+            calls["n"] += 1
+            if calls["n"] >= 6:
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(TransformerLM, "loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite at step 6.*last good checkpoint is .*checkpoint.pt"):
+        run_training(small_config(tmp_path, token_files))
+    run = tmp_path / "run"
+    saved = read_checkpoint(run / "checkpoint.pt")
+    assert saved["iteration"] == 4 and all(torch.isfinite(t).all() for t in saved["model"].values())
+    assert json.loads((run / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_budget_mode_stops_at_the_budget_with_the_schedule_at_its_minimum(tmp_path, token_files):
+    budget = 3.0
+    cfg = small_config(tmp_path, token_files, max_iters=None, budget_seconds=budget, eval_interval=50,
+                       checkpoint_interval=0, log_interval=1)
+    summary = run_training(cfg)
+    assert summary["status"] == "completed" and "budget" in summary["message"]
+    assert budget - 1.5 <= summary["train_seconds"] <= budget  # stops before the step that would overrun
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
+    assert max(lrs) == pytest.approx(cfg.max_lr, rel=0.05)
+    assert lrs[-1] <= cfg.min_lr + 0.02 * (cfg.max_lr - cfg.min_lr)
+
+
+def test_gradient_accumulation_equals_the_large_batch(tmp_path, token_files):
+    big = run_training(small_config(tmp_path / "big", token_files, batch_size=8, max_iters=6))
+    acc = run_training(small_config(tmp_path / "acc", token_files, batch_size=2, grad_accum_steps=4, max_iters=6))
+    assert big["tokens"] == acc["tokens"]
+    np.testing.assert_allclose(train_losses(tmp_path / "acc" / "run"), train_losses(tmp_path / "big" / "run"),
+                               rtol=1e-5)
+
+
+def test_guard_rails(tmp_path, token_files):
+    cfg = small_config(tmp_path, token_files, max_iters=2)
+    with pytest.raises(RunFolderError, match="no checkpoint"):
+        run_training(small_config(tmp_path, token_files, resume=True))
+    run_training(cfg)
+    with pytest.raises(RunFolderError, match="already holds a run.*--resume.*--overwrite"):
+        run_training(cfg)
+    small = small_config(tmp_path / "v", token_files)
+    small.model = ModelConfig(vocab_size=32, context_length=16, d_model=32, num_layers=1, num_heads=2)
+    with pytest.raises(ValueError, match="vocabulary of 64 but model.vocab_size is 32"):
+        run_training(small)
+    with pytest.raises(ValueError, match="train_data is not set"):
+        run_training(small_config(tmp_path / "n", token_files, train_data=""))
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.raises(RuntimeError, match="pip install tensorboard"):
+            run_training(small_config(tmp_path / "tb", token_files, logger="tensorboard"))
+    else:
+        run_training(small_config(tmp_path / "tb", token_files, logger="tensorboard", max_iters=2))
+        assert any((tmp_path / "tb" / "run" / "tensorboard").iterdir())

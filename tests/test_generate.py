@@ -150,3 +150,28 @@ def test_tokenizer_folder_is_found_beside_the_run_or_through_the_leaderboard_rep
     assert find_tokenizer_dir(run / "checkpoint.pt") == elsewhere
     (run / "tokenizer" / "vocab.json").write_text("{}")
     assert find_tokenizer_dir(run) == run / "tokenizer"
+
+
+def test_cli_uses_the_bpe_tokenizer_saved_in_the_run_folder(tmp_path, capsys):
+    from tokenizer import Tokenizer, train_bpe
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat.<|endoftext|>the dog sat on the log.<|endoftext|>" * 20)
+    vocab, merges = train_bpe(corpus, 290, ["<|endoftext|>"], num_workers=1)
+    tok = Tokenizer(vocab, merges, ["<|endoftext|>"])
+    run = tmp_path / "run"
+    tok.save(run / "tokenizer")
+    torch.manual_seed(0)
+    trained = TransformerLM.from_config(presets.micro(vocab_size=len(vocab), context_length=16))
+    save_checkpoint(trained, None, 3, run / "checkpoint.pt")
+    eot = tok.encode("<|endoftext|>")
+    assert len(eot) == 1
+
+    assert main([str(run), "--prompt", "the cat", "--max-new-tokens", "12", "--temperature", "0"]) == 0
+    out = capsys.readouterr().out.split("\n", 1)[1].rstrip("\n")
+    new = generate(trained, tok.encode("the cat"), 12, temperature=0, eos_id=eot[0])
+    assert out == "the cat" + tok.decode(new)
+
+    assert main([str(run), "--max-new-tokens", "5", "--temperature", "1.0", "--seed", "1"]) == 0  # empty prompt
+    expected = generate(trained, eot, 5, 1.0, 0.95, eot[0], torch.Generator().manual_seed(1))
+    assert capsys.readouterr().out.split("\n", 1)[1].rstrip("\n") == tok.decode(expected)

@@ -1,0 +1,90 @@
+"""Data-parallel training: 2 CPU processes (gloo) against one process with the same global batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from model import ModelConfig
+from tokenizer.tokenfile import write_tokens
+from train import read_checkpoint
+from train.config import TrainConfig
+from train.distributed import env_dist_info, init_distributed, rank_device, shutdown_distributed
+from train.loop import Trainer, run_training
+from train.metrics import read_metrics
+
+VOCAB = 48
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _config(tmp_path, batch_size: int, name: str) -> TrainConfig:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "train.tok"
+    if not path.exists():
+        write_tokens(path, rng.integers(0, VOCAB, size=5_000) // 3 * 3, VOCAB)  # learnable: only multiples of 3
+    return TrainConfig(
+        model=ModelConfig(vocab_size=VOCAB, context_length=12, d_model=32, num_layers=2, num_heads=2, kernels="torch"),
+        train_data=str(path), val_data=str(path), out_dir=str(tmp_path / name), batch_size=batch_size,
+        grad_accum_steps=2, max_iters=8, max_lr=1e-2, min_lr=1e-3, eval_interval=4, eval_iters=2, log_interval=1,
+        checkpoint_interval=4, device="cpu", progress=False,
+    )
+
+
+def _worker(rank: int, world_size: int, port: int, tmp_path) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    info = env_dist_info()
+    device = rank_device("cpu", info)
+    init_distributed(info, device)
+    try:
+        records = []
+        trainer = Trainer(_config(tmp_path, 2, "ddp"), info, device, [records.append])
+        trainer.run()
+        torch.save({"records": records, "weights": trainer.model.state_dict()}, tmp_path / f"rank{rank}.pt")
+    finally:
+        shutdown_distributed()
+
+
+def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
+    torch.set_num_threads(1)
+    single = run_training(_config(tmp_path, 4, "single"))
+    mp.spawn(_worker, args=(2, _free_port(), tmp_path), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+
+    # both ranks end with identical weights
+    for key, value in ranks[0]["weights"].items():
+        assert torch.equal(value, ranks[1]["weights"][key]), key
+    # and they match the single process that saw the same global batches
+    single_weights = read_checkpoint(tmp_path / "single" / "checkpoint.pt")["model"]
+    for key, value in single_weights.items():
+        torch.testing.assert_close(ranks[0]["weights"][key], value, rtol=1e-4, atol=1e-5)
+    losses = [[r["train_loss"] for r in recs if r["kind"] == "train"] for recs in (ranks[0]["records"], ranks[1]["records"])]
+    expected = [r["train_loss"] for r in read_metrics(tmp_path / "single" / "metrics.jsonl") if r["kind"] == "train"]
+    assert losses[0] == losses[1] and len(expected) == 8
+    np.testing.assert_allclose(losses[0], expected, rtol=1e-5)
+
+    # rank 0 alone wrote the run folder, with the global token count
+    ddp_metrics = read_metrics(tmp_path / "ddp" / "metrics.jsonl")
+    assert [r["step"] for r in ddp_metrics if r["kind"] == "train"] == list(range(1, 9))
+    assert ddp_metrics[-1]["tokens"] == single["tokens"] == 8 * 2 * 4 * 12
+    assert read_checkpoint(tmp_path / "ddp" / "checkpoint.pt")["iteration"] == 8
+    assert not list((tmp_path / "ddp").glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("env, message", [({"WORLD_SIZE": "2", "RANK": "5"}, "outside WORLD_SIZE")])
+def test_bad_rank_layout_is_reported(monkeypatch, env, message):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(RuntimeError, match=message):
+        env_dist_info()

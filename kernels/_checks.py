@@ -47,3 +47,14 @@ def check_rows(name: str, t: torch.Tensor) -> None:
     if t.dim() != 2:
         raise ValueError(f"{name} must be 2-D (rows, cols) here, got shape {tuple(t.shape)}")
     check_unit_last_stride(name, t)
+
+
+def compute_dtype(device: torch.device, *tensors: torch.Tensor) -> torch.dtype:
+    """The dtype a fused op computes in: the autocast dtype when autocast is on for ``device``
+    (as torch's own matmul-based ops do), else the promoted dtype of ``tensors``."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return dtype

@@ -38,7 +38,7 @@ from ._attention_tiles import (
     visible,
 )
 from ._blocks import attention_tile_configs, head_dim_block
-from ._checks import check_float, check_same_device, check_same_dtype
+from ._checks import check_float, check_same_device, check_same_dtype, compute_dtype
 from .softmax import softmax_reference
 
 
@@ -195,7 +195,15 @@ class FlashAttentionFunction(torch.autograd.Function):
 def attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True, backend: str = "auto"
 ) -> torch.Tensor:
-    """Attention on (batch, heads, seq, head_dim) tensors."""
+    """Attention on (batch, heads, seq, head_dim) tensors.
+
+    The Triton path computes in one dtype: under autocast the autocast dtype (like
+    F.scaled_dot_product_attention), otherwise the promoted dtype of q, k and v.
+    """
     if resolve_backend(backend, q.device) == "triton":
-        return FlashAttentionFunction.apply(q, k, v, causal)
+        if all(t.is_floating_point() for t in (q, k, v)):
+            dtype = compute_dtype(q.device, q, k, v)
+            q, k, v = (t.to(dtype) for t in (q, k, v))
+        with torch.autocast(q.device.type, enabled=False):
+            return FlashAttentionFunction.apply(q, k, v, causal)
     return attention_reference(q, k, v, causal=causal)

@@ -26,7 +26,7 @@ import triton.language as tl
 
 from ._backend import resolve_backend
 from ._blocks import linear_cross_entropy_chunk_tokens, row_blocks
-from ._checks import check_float, check_rows, check_same_device, check_same_dtype
+from ._checks import check_float, check_rows, check_same_device, check_same_dtype, compute_dtype
 
 # Vocab tile sizes: whole rows up to 16k stay in registers on the GPU; under the interpreter a
 # 4096-wide tile keeps the > 65,536-vocab tests fast while still looping over several tiles.
@@ -271,7 +271,8 @@ def cross_entropy(
 ) -> torch.Tensor:
     """Mean cross-entropy of (..., vocab) ``logits`` against (...) ``targets``, skipping ``ignore_index``."""
     if resolve_backend(backend, logits.device) == "triton":
-        return CrossEntropyFunction.apply(logits, targets, ignore_index)
+        with torch.autocast(logits.device.type, enabled=False):
+            return CrossEntropyFunction.apply(logits, targets, ignore_index)
     return cross_entropy_reference(logits, targets, ignore_index)
 
 
@@ -282,7 +283,15 @@ def linear_cross_entropy(
     ignore_index: int = -100,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """``cross_entropy(hidden @ weight.T, targets)`` without holding all the logits at once (Triton)."""
+    """``cross_entropy(hidden @ weight.T, targets)`` without holding all the logits at once (Triton).
+
+    The Triton path runs the LM head in one dtype: under autocast the autocast dtype (as the
+    autocast linear layer would), otherwise the promoted dtype of hidden and weight.
+    """
     if resolve_backend(backend, hidden.device) == "triton":
-        return LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, None)
+        if hidden.is_floating_point() and weight.is_floating_point():
+            dtype = compute_dtype(hidden.device, hidden, weight)
+            hidden, weight = hidden.to(dtype), weight.to(dtype)
+        with torch.autocast(hidden.device.type, enabled=False):
+            return LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, None)
     return linear_cross_entropy_reference(hidden, weight, targets, ignore_index)

@@ -11,7 +11,7 @@ import torch
 
 import kernels
 from kernels.attention import attention_forward
-from kernels.cross_entropy import count_valid, cross_entropy_forward
+from kernels.cross_entropy import LinearCrossEntropyFunction, count_valid, cross_entropy_forward
 from kernels.rmsnorm import rmsnorm_forward
 from kernels.softmax import softmax_forward
 
@@ -83,6 +83,9 @@ def test_cross_entropy_launcher_rejects_bad_inputs(device):
     with pytest.raises(ValueError, match=r"weight must be \(vocab, hidden_dim\)"):
         kernels.linear_cross_entropy(torch.randn(4, 6, device=device), torch.randn(10, 5, device=device), good,
                                      backend="triton")
-    with pytest.raises(TypeError, match="share one dtype"):
-        kernels.linear_cross_entropy(torch.randn(4, 6, device=device), torch.randn(10, 6, device=device).half(),
-                                     good, backend="triton")
+    hidden, weight = torch.randn(4, 6, device=device), torch.randn(10, 6, device=device).half()
+    with pytest.raises(TypeError, match="share one dtype"):  # the launcher takes one dtype ...
+        LinearCrossEntropyFunction.apply(hidden, weight, good, -100, None)
+    # ... and the public function promotes mixed inputs, as torch's matmul would refuse to
+    torch.testing.assert_close(kernels.linear_cross_entropy(hidden, weight, good, backend="triton"),
+                               kernels.linear_cross_entropy_reference(hidden, weight.float(), good))

@@ -38,9 +38,9 @@ def global_grad_norm(parameters: Iterable[torch.nn.Parameter]) -> torch.Tensor:
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.zeros((), dtype=torch.float32)
-    squares = [g.detach().float().pow(2).sum() for g in grads]
-    device = squares[0].device
-    return torch.stack([s.to(device) for s in squares]).sum().sqrt()
+    norms = [torch.linalg.vector_norm(g.detach(), dtype=torch.float32) for g in grads]  # one pass each
+    device = norms[0].device
+    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
 
 
 def clip_grad_norm(

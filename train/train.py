@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .cli import ConfigError, add_dataclass_arguments, apply_overrides, overrides_from_namespace, parse_overrides
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, rank 0 reports
     if summary["status"] == "interrupted":
         print(f"interrupted at step {summary['steps']}; checkpoint {summary['checkpoint']}; continue with --resume")
     else:

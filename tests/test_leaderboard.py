@@ -16,6 +16,8 @@ from train.config import TrainConfig
 from train.leaderboard import evaluate_full, main, resolve_job
 from train.metrics import read_metrics
 from train.report import parse_duration
+from train.results import main as results_main
+from train.results import module_command
 from train.stories import generate_corpus, unigram_entropy
 
 TINY_MODEL = ["--model.d_model=32", "--model.num_layers=1", "--model.num_heads=2", "--model.context_length=32",
@@ -96,6 +98,13 @@ def test_report_fields_are_complete_and_consistent(tmp_path, byte_tokens):
     assert "--model.qk_norm" in markdown
     for name in ("val_loss_vs_minutes.png", "metrics.jsonl", "summary.json", "samples.md"):
         assert (run / name).stat().st_size > 0, name
+    # The results page is generated from the collected artefacts, with the exact command.
+    results_main(["--collect", str(run), "--results-dir", str(tmp_path / "docs" / "results"),
+                  "--page", str(tmp_path / "docs" / "results.md")])
+    page = (tmp_path / "docs" / "results.md").read_text()
+    assert f"{report['final_val_loss']:.4f}" in page and f"{report['val_unigram_entropy']:.4f}" in page
+    assert f"`{module_command(report['metadata'])}`" in page
+    assert not (tmp_path / "docs" / "results" / "run" / "checkpoint.pt").exists()
 
 
 def test_presets_and_overrides_resolve(tmp_path):

@@ -6,7 +6,6 @@ files atomically, so the leaderboard and the experiments share one way of report
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -17,6 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from train.metrics import write_json  # noqa: E402
 
 # Dense bf16 tensor-core peaks (FLOP/s), for MFU. Keys are matched as substrings of the device name.
 PEAK_BF16_FLOPS = {
@@ -84,31 +85,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Records of a JSONL file; a truncated last line (a run killed mid-write) is skipped."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    """``train.metrics.write_json`` (atomic), creating the folder first."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_json(path, data)
 
 
 # -- metrics -------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 from train.cli import apply_overrides
 from train.config import TrainConfig
 from train.metrics import read_metrics
+from train.runinfo import run_metadata
 from train.report import markdown_table, plot_overlay, val_curve, write_json_atomic, write_text_atomic
 
 RESULT_FILE = "result.json"
@@ -160,5 +161,5 @@ def write_sweep_outputs(sweep: Sweep, results: list[dict]) -> tuple[Path, Path]:
     table = markdown_table(results, COLUMNS, HEADERS)
     write_text_atomic(sweep.out_dir / sweep.table_name, f"## {sweep.title}\n\n{table}\n\n![{sweep.title}]({sweep.plot_name})\n")
     write_json_atomic(sweep.out_dir / "results.json", {"title": sweep.title, "base": dataclasses.asdict(sweep.base),
-                                                      "results": results})
+                                                      "results": results, "metadata": run_metadata()})
     return plot, sweep.out_dir / sweep.table_name

@@ -1,0 +1,128 @@
+"""``python -m train.results``: generate docs/results.md from the artefacts of runs made here.
+
+``--collect RUN_OR_SWEEP ...`` first copies the small artefacts of leaderboard run folders
+(report.json/.md, the val-loss plot, samples) and of sweep folders (table, overlay plot,
+results.json; tokenizer tables) into ``docs/results/<name>/``; checkpoints and token files are
+never copied. The page is then rendered from ``docs/results`` alone, so it can be regenerated
+at any time without the runs: every figure on it comes from a committed JSON file, next to the
+exact command that produced it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from train.report import fmt, format_duration, markdown_table, write_text_atomic
+
+RUN_FILES = ("report.json", "report.md", "val_loss_vs_minutes.png", "samples.md", "loss_vs_steps.png")
+SWEEP_SUFFIXES = (".md", ".png", ".json")
+
+
+def collect(sources: list[Path], results_dir: Path) -> None:
+    """Copy the small artefacts of run and sweep folders into ``results_dir/<folder name>``."""
+    for source in sources:
+        if not source.is_dir():
+            raise FileNotFoundError(f"{source} is not a run or sweep folder")
+        target = results_dir / source.name
+        target.mkdir(parents=True, exist_ok=True)
+        names = RUN_FILES if (source / "report.json").exists() else [
+            p.name for p in source.iterdir() if p.is_file() and p.suffix in SWEEP_SUFFIXES]
+        for name in names:
+            if (source / name).exists():
+                shutil.copy2(source / name, target / name)
+        print(f"collected {source} -> {target}")
+
+
+def module_command(metadata: dict) -> str:
+    """``leaderboard.py --x`` (how run_metadata records ``python -m``) -> ``python -m train.leaderboard --x``."""
+    command = metadata.get("command", "")
+    first, _, rest = command.partition(" ")
+    if first.endswith(".py"):
+        first = f"python -m train.{first[:-3]}"
+    return f"{first} {rest}".strip()
+
+
+def leaderboard_section(results_dir: Path, rel: str) -> list[str]:
+    reports = sorted(results_dir.glob("*/report.json"))
+    if not reports:
+        return []
+    rows, details = [], []
+    for path in reports:
+        r = json.loads(path.read_text())
+        name = path.parent.name
+        rows.append({"run": name, "data": r["data"]["train_source"], "final val loss": f"{r['final_val_loss']:.4f}",
+                     "unigram entropy": f"{r['val_unigram_entropy']:.4f}",
+                     "gap": f"{r['val_loss_below_unigram_entropy']:.3f}",
+                     "val tokens": r["val_tokens"], "tokens seen": r["tokens_seen"], "tokens/s": r["tokens_per_second"],
+                     "training": format_duration(r["training_seconds"] or 0),
+                     "whole command": format_duration(r["timings_seconds"]["total"])})
+        sample = r["samples"][0]["text"] if r["samples"] else ""
+        details += [f"### {name}", "", f"`{module_command(r['metadata'])}`", "",
+                    f"Device {r['device']}, git {r['metadata']['git_sha'][:12]}, {r['metadata']['date']}; "
+                    f"{r['parameters']:,} parameters; preset {r['preset']}; val set: {r['data']['val_source']}.", "",
+                    f"![{name}]({rel}/{name}/val_loss_vs_minutes.png)", "",
+                    f"First sample (prompt `{r['samples'][0]['prompt']!r}`):" if sample else "", "",
+                    "> " + sample[:600].replace("\n", " ") if sample else "", "",
+                    f"Full report: [{rel}/{name}/report.md]({rel}/{name}/report.md)", ""]
+    columns = list(rows[0])
+    return ["## Leaderboard runs (`cpu` preset)", "",
+            "Final validation loss over the whole validation set vs the unigram entropy of the same tokens "
+            "(both nats/token; gap = entropy - loss, what the model learnt from context).", "",
+            markdown_table(rows, columns), "", *details]
+
+
+def sweep_section(results_dir: Path, rel: str) -> list[str]:
+    parts = []
+    for path in sorted(results_dir.glob("*/results.json")):
+        data = json.loads(path.read_text())
+        name = path.parent.name
+        command = module_command(data.get("metadata", {}))
+        table = (path.parent / f"{name}.md").read_text() if (path.parent / f"{name}.md").exists() else ""
+        table = table.replace(f"]({name}.png)", f"]({rel}/{name}/{name}.png)")
+        table = table.replace("## ", "### ", 1)
+        base = data.get("base", {})
+        model = base.get("model", {})
+        parts += [table.strip(), "", f"`{command}`", "",
+                  f"Each run: {model.get('num_layers')} x {model.get('d_model')}, context {model.get('context_length')}, "
+                  f"batch {base.get('batch_size')}, max_lr {fmt(base.get('max_lr'))} unless the run changes it, "
+                  f"{fmt(base.get('budget_seconds'))} s of training.", ""]
+    return ["## Experiments", "", *parts] if parts else []
+
+
+def tokenizer_section(results_dir: Path, rel: str) -> list[str]:
+    path = results_dir / "tokenizers" / "tokenizers.md"
+    if not path.exists():
+        return []
+    text = path.read_text().replace("](tokenizers.png)", f"]({rel}/tokenizers/tokenizers.png)").replace("## ", "## ", 1)
+    return [text.strip(), "", "`python -m train.experiments tokenizers --out runs/experiments`", ""]
+
+
+def render(results_dir: Path, page: Path) -> str:
+    rel = results_dir.relative_to(page.parent).as_posix() if results_dir.is_relative_to(page.parent) else str(results_dir)
+    parts = ["# Results", "",
+             "Generated by `python -m train.results` from the artefacts in "
+             f"[{rel}/]({rel}/) (copied from the run folders with `--collect`); do not edit by hand. "
+             "Runs were made on the 2-core CPU development machine, shared with other jobs, so throughput "
+             "figures vary from run to run by up to ~2x.", ""]
+    parts += leaderboard_section(results_dir, rel) + sweep_section(results_dir, rel) + tokenizer_section(results_dir, rel)
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.results", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--collect", nargs="*", type=Path, default=[], help="run or sweep folders to copy in first")
+    parser.add_argument("--results-dir", type=Path, default=Path("docs/results"))
+    parser.add_argument("--page", type=Path, default=Path("docs/results.md"))
+    args = parser.parse_args(argv)
+    collect(args.collect, args.results_dir)
+    write_text_atomic(args.page, render(args.results_dir.resolve(), args.page.resolve()))
+    print(f"wrote {args.page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

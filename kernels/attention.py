@@ -192,6 +192,16 @@ class FlashAttentionFunction(torch.autograd.Function):
         return dq, dk, dv, None
 
 
+
+@torch.compiler.disable
+def _attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
+    """One compute dtype (see ``attention``), autocast off inside, eager under torch.compile."""
+    if all(t.is_floating_point() for t in (q, k, v)):
+        dtype = compute_dtype(q.device, q, k, v)
+        q, k, v = (t.to(dtype) for t in (q, k, v))
+    with torch.autocast(q.device.type, enabled=False):
+        return FlashAttentionFunction.apply(q, k, v, causal)
+
 def attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True, backend: str = "auto"
 ) -> torch.Tensor:
@@ -201,9 +211,5 @@ def attention(
     F.scaled_dot_product_attention), otherwise the promoted dtype of q, k and v.
     """
     if resolve_backend(backend, q.device) == "triton":
-        if all(t.is_floating_point() for t in (q, k, v)):
-            dtype = compute_dtype(q.device, q, k, v)
-            q, k, v = (t.to(dtype) for t in (q, k, v))
-        with torch.autocast(q.device.type, enabled=False):
-            return FlashAttentionFunction.apply(q, k, v, causal)
+        return _attention_triton(q, k, v, causal)
     return attention_reference(q, k, v, causal=causal)

@@ -266,13 +266,29 @@ def _check_linear_inputs(hidden: torch.Tensor, weight: torch.Tensor, targets: to
     _check_targets(targets, hidden.shape[:-1], hidden.device)
 
 
+
+# The Triton entry points run eagerly under torch.compile (a clean graph break): the kernels are
+# already fused, and their forward-computed gradients keep state the compiler should not trace.
+@torch.compiler.disable
+def _cross_entropy_triton(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    with torch.autocast(logits.device.type, enabled=False):
+        return CrossEntropyFunction.apply(logits, targets, ignore_index)
+
+
+@torch.compiler.disable
+def _linear_cross_entropy_triton(hidden, weight, targets, ignore_index: int) -> torch.Tensor:
+    if hidden.is_floating_point() and weight.is_floating_point():
+        dtype = compute_dtype(hidden.device, hidden, weight)
+        hidden, weight = hidden.to(dtype), weight.to(dtype)
+    with torch.autocast(hidden.device.type, enabled=False):
+        return LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, None)
+
 def cross_entropy(
     logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100, backend: str = "auto"
 ) -> torch.Tensor:
     """Mean cross-entropy of (..., vocab) ``logits`` against (...) ``targets``, skipping ``ignore_index``."""
     if resolve_backend(backend, logits.device) == "triton":
-        with torch.autocast(logits.device.type, enabled=False):
-            return CrossEntropyFunction.apply(logits, targets, ignore_index)
+        return _cross_entropy_triton(logits, targets, ignore_index)
     return cross_entropy_reference(logits, targets, ignore_index)
 
 
@@ -289,9 +305,5 @@ def linear_cross_entropy(
     autocast linear layer would), otherwise the promoted dtype of hidden and weight.
     """
     if resolve_backend(backend, hidden.device) == "triton":
-        if hidden.is_floating_point() and weight.is_floating_point():
-            dtype = compute_dtype(hidden.device, hidden, weight)
-            hidden, weight = hidden.to(dtype), weight.to(dtype)
-        with torch.autocast(hidden.device.type, enabled=False):
-            return LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, None)
+        return _linear_cross_entropy_triton(hidden, weight, targets, ignore_index)
     return linear_cross_entropy_reference(hidden, weight, targets, ignore_index)

@@ -189,8 +189,16 @@ class RMSNormFunction(torch.autograd.Function):
         return dx.view(dy.shape), dweight, None
 
 
+
+@torch.compiler.disable
+def _rmsnorm_triton(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    # Run eagerly under torch.compile: the kernel is already fused, and a graph break here is
+    # safer than asking dynamo to trace the launcher.
+    return RMSNormFunction.apply(x, weight, eps)
+
+
 def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5, backend: str = "auto") -> torch.Tensor:
     """RMSNorm over the last dimension of ``x`` with gain ``weight``; differentiable in both."""
     if resolve_backend(backend, x.device) == "triton":
-        return RMSNormFunction.apply(x, weight, eps)
+        return _rmsnorm_triton(x, weight, eps)
     return rmsnorm_reference(x, weight, eps)

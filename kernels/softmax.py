@@ -154,8 +154,15 @@ class SoftmaxFunction(torch.autograd.Function):
         return dx2d.view(ctx.moved_shape).movedim(-1, ctx.dim), None
 
 
+
+@torch.compiler.disable
+def _softmax_triton(x: torch.Tensor, dim: int) -> torch.Tensor:
+    # Eager under torch.compile (a clean graph break): the kernel is already fused.
+    return SoftmaxFunction.apply(x, dim)
+
+
 def softmax(x: torch.Tensor, dim: int = -1, backend: str = "auto") -> torch.Tensor:
     """Softmax of ``x`` along ``dim``; differentiable."""
     if resolve_backend(backend, x.device) == "triton":
-        return SoftmaxFunction.apply(x, dim)
+        return _softmax_triton(x, dim)
     return softmax_reference(x, dim)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -40,7 +41,7 @@ def _config(tmp_path, batch_size: int, name: str) -> TrainConfig:
     )
 
 
-def _worker(rank: int, world_size: int, port: int, tmp_path) -> None:
+def _worker(rank: int, world_size: int, port: int, tmp_path, name: str = "ddp", overrides: dict | None = None) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -49,9 +50,13 @@ def _worker(rank: int, world_size: int, port: int, tmp_path) -> None:
     init_distributed(info, device)
     try:
         records = []
-        trainer = Trainer(_config(tmp_path, 2, "ddp"), info, device, [records.append])
-        trainer.run()
-        torch.save({"records": records, "weights": trainer.model.state_dict()}, tmp_path / f"rank{rank}.pt")
+        cfg = _config(tmp_path, 2, name)
+        for key, value in (overrides or {}).items():
+            setattr(cfg, key, value)
+        trainer = Trainer(cfg, info, device, [records.append])
+        summary = trainer.run()
+        torch.save({"records": records, "weights": trainer.model.state_dict(), "steps": summary["steps"]},
+                   tmp_path / f"{name}_rank{rank}.pt")
     finally:
         shutdown_distributed()
 
@@ -60,7 +65,7 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     torch.set_num_threads(1)
     single = run_training(_config(tmp_path, 4, "single"))
     mp.spawn(_worker, args=(2, _free_port(), tmp_path), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    ranks = [torch.load(tmp_path / f"ddp_rank{r}.pt", weights_only=True) for r in range(2)]
 
     # both ranks end with identical weights
     for key, value in ranks[0]["weights"].items():
@@ -80,6 +85,17 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     assert ddp_metrics[-1]["tokens"] == single["tokens"] == 8 * 2 * 4 * 12
     assert read_checkpoint(tmp_path / "ddp" / "checkpoint.pt")["iteration"] == 8
     assert not list((tmp_path / "ddp").glob(".*tmp*"))
+
+
+def test_budget_stop_is_agreed_by_both_ranks(tmp_path):
+    """Each rank has its own clock: the stop decision is combined, so neither rank waits forever
+    in a collective the other has left (the spawn would hang), and both run the same steps."""
+    overrides = {"max_iters": None, "budget_seconds": 2.0, "eval_interval": 0, "checkpoint_interval": 0}
+    mp.spawn(_worker, args=(2, _free_port(), tmp_path, "budget", overrides), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"budget_rank{r}.pt", weights_only=True) for r in range(2)]
+    assert ranks[0]["steps"] == ranks[1]["steps"] > 1
+    summary = json.loads((tmp_path / "budget" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["train_seconds"] <= 2.0
 
 
 @pytest.mark.parametrize("env, message", [({"WORLD_SIZE": "2", "RANK": "5"}, "outside WORLD_SIZE")])

@@ -136,18 +136,19 @@ class Trainer:
         return self._finish(status)
 
     def _stop_reason(self, step_seconds: float, stop: StopRequest) -> str | None:
+        """Why to stop before the next step, or None. Every rank reaches the same answer: a
+        signal may reach only some ranks and each rank has its own clock, so the flags are
+        combined across ranks before deciding."""
         cfg, state = self.cfg, self.state
-        reason = None
-        if stop.requested:
-            reason = stop.signal_name
-        elif cfg.max_iters is not None and state.step >= cfg.max_iters:
-            reason = "max_iters"
-        elif cfg.budget_seconds is not None and state.train_seconds + step_seconds >= cfg.budget_seconds:
-            reason = "budget"  # the next step would end past the budget
-        # every rank must take the same decision (a signal may reach only some ranks)
-        if any_rank(reason is not None, self.info, self.device) and reason is None:
-            reason = "SIG(other rank)"
-        return reason
+        over_budget = cfg.budget_seconds is not None and state.train_seconds + step_seconds >= cfg.budget_seconds
+        signalled, over_budget = any_rank([stop.requested, over_budget], self.info, self.device)
+        if signalled:
+            return stop.signal_name or "SIGNAL (on another rank)"
+        if cfg.max_iters is not None and state.step >= cfg.max_iters:
+            return "max_iters"
+        if over_budget:
+            return "budget"  # the next step would end past the budget
+        return None
 
     def _progress(self) -> float:
         if self.cfg.budget_seconds is not None:

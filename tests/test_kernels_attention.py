@@ -73,3 +73,14 @@ def test_attention_is_stable_for_large_scores(device):
     got = attention(q, k, v, causal=True, backend="triton")
     assert torch.isfinite(got).all()
     torch.testing.assert_close(got, attention_reference(q, k, v, causal=True), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype, atol, rtol", DTYPES[:2])
+def test_attention_long_sequence_spans_many_tiles(device, dtype, atol, rtol):
+    """300 positions: many key tiles under the interpreter (16 wide) and on the GPU (64-128 wide),
+    so full tiles, diagonal tiles and the ragged tail all run on either."""
+    q, k, v, do = _inputs(device, (1, 1, 300, 64), seed=300)
+    got = output_and_grads(lambda *a: attention(*a, causal=True, backend="triton"), [q, k, v], do, dtype)
+    want = output_and_grads(lambda *a: F.scaled_dot_product_attention(*a, is_causal=True),
+                            [t.to(dtype) for t in (q, k, v)], do.to(dtype), torch.float32)
+    assert_all_close([got[0], *got[1]], [want[0], *want[1]], atol, rtol, ["out", "dq", "dk", "dv"])

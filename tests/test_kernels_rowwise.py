@@ -20,7 +20,8 @@ DTYPES = [
     pytest.param(torch.bfloat16, 3e-2, 2e-2, id="bf16"),
     pytest.param(torch.float16, 4e-3, 4e-3, id="fp16"),
 ]
-ROW_SHAPES = [(1, 7), (3, 37), (2, 3, 300), (5, 1000), (4, 256)]
+# 17,000 > the GPU row block (16,384), so the multi-sweep path also runs on a GPU.
+ROW_SHAPES = [(1, 7), (3, 37), (2, 3, 300), (5, 1000), (4, 256), (1, 17_000)]
 
 
 @pytest.mark.parametrize("shape", ROW_SHAPES, ids=str)
@@ -57,7 +58,7 @@ def test_rmsnorm_noncontiguous_input_and_mixed_weight_dtype(device):
 
 
 @pytest.mark.parametrize("shape, dim", [((1, 7), -1), ((3, 37), -1), ((2, 300, 3), 1), ((5, 1000), -1),
-                                        ((6, 5), 0)], ids=str)
+                                        ((6, 5), 0), ((1, 17_000), -1)], ids=str)
 @pytest.mark.parametrize("dtype, atol, rtol", DTYPES)
 def test_softmax_matches_reference_and_builtin(device, shape, dim, dtype, atol, rtol):
     gen = torch.Generator().manual_seed(hash(shape) % 2**31)

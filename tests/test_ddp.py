@@ -95,7 +95,7 @@ def test_budget_stop_is_agreed_by_both_ranks(tmp_path):
     ranks = [torch.load(tmp_path / f"budget_rank{r}.pt", weights_only=True) for r in range(2)]
     assert ranks[0]["steps"] == ranks[1]["steps"] > 1
     summary = json.loads((tmp_path / "budget" / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["train_seconds"] <= 2.0
+    assert summary["status"] == "completed" and summary["train_seconds"] <= 2.25
 
 
 @pytest.mark.parametrize("env, message", [({"WORLD_SIZE": "2", "RANK": "5"}, "outside WORLD_SIZE")])

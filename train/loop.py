@@ -8,12 +8,14 @@ Time accounting: ``budget_seconds`` limits *training* time (batch loading, forwa
 optimizer, including any torch.compile warm-up in the first steps). Periodic evaluation and
 checkpoint writes are paused out of that clock and reported separately (``eval_seconds``), so
 a run's budget buys the same amount of training whatever its evaluation cadence. The run stops
-before a step that would end past the budget (so it ends within one step of it), and the
+before a step predicted (by the slowest of the last eight) to end past the budget, so it ends
+within about one step of it, and the
 learning rate follows ``train_seconds / budget_seconds``, reaching ``min_lr`` at the end.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import time
@@ -93,6 +95,8 @@ class Trainer:
         if info.is_main:
             self.metrics = MetricsLog(self.run_dir, cfg.logger, self.state.step if cfg.resume else None,
                                       cfg.to_dict(), cfg.wandb_project, cfg.wandb_mode)
+            self.metrics.log({"kind": "resume" if cfg.resume else "run", "step": self.state.step,
+                              "config": cfg.to_dict(), "metadata": run_metadata()})
 
     def _wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         self.ddp = None
@@ -106,7 +110,7 @@ class Trainer:
     # ------------------------------------------------------------------------------ the loop
     def run(self) -> dict:
         cfg, state = self.cfg, self.state
-        status, step_seconds = "completed", 0.0
+        status, recent_steps = "completed", collections.deque([0.0], maxlen=8)
         start_wall = time.perf_counter()
         self.wall_offset = state.train_seconds + state.eval_seconds
         self._wall = lambda: self.wall_offset + time.perf_counter() - start_wall
@@ -117,13 +121,14 @@ class Trainer:
         try:
             with StopRequest() as stop:
                 while True:
-                    reason = self._stop_reason(step_seconds, stop)
+                    reason = self._stop_reason(max(recent_steps), stop)
                     if reason:
                         status = "interrupted" if reason.startswith("SIG") else "completed"
                         break
                     t0 = time.perf_counter()
                     loss, grad_norm, lr = self._train_step()
                     step_seconds = time.perf_counter() - t0
+                    recent_steps.append(step_seconds)
                     state.train_seconds += step_seconds
                     state.step += 1
                     state.tokens += self.tokens_per_step
@@ -140,6 +145,7 @@ class Trainer:
         signal may reach only some ranks and each rank has its own clock, so the flags are
         combined across ranks before deciding."""
         cfg, state = self.cfg, self.state
+        # predict the next step by the slowest of the last few (robust to jitter)
         over_budget = cfg.budget_seconds is not None and state.train_seconds + step_seconds >= cfg.budget_seconds
         signalled, over_budget = any_rank([stop.requested, over_budget], self.info, self.device)
         if signalled:

@@ -3,7 +3,8 @@
 ``metrics.jsonl`` holds one JSON object per line: ``{"kind": "train", "step", "tokens",
 "elapsed_s" (training time), "wall_s" (since start, incl. evaluation), "lr", "train_loss",
 "grad_norm", "tokens_per_s"}`` and ``{"kind": "val", "step", "tokens", "elapsed_s", "wall_s",
-"val_loss"}``. On resume the lines after the checkpoint's step are dropped, so a resumed run's
+"val_loss"}``, after a ``{"kind": "run" | "resume", "step", "config", "metadata"}`` header
+written when the run starts or resumes. On resume the lines after the checkpoint's step are dropped, so a resumed run's
 file reads exactly like an uninterrupted one's.
 """
 
@@ -94,7 +95,7 @@ class TensorBoardLogger:
     def log(self, record: dict) -> None:
         kind, step = record.get("kind", "train"), record["step"]
         for key, value in record.items():
-            if key not in ("kind", "step") and isinstance(value, (int, float)):
+            if key not in ("kind", "step") and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(f"{kind}/{key}", value, step)
 
     def close(self) -> None:

@@ -33,13 +33,21 @@ def _warps_for(block: int) -> int:
     return 16
 
 
-def row_blocks(n_cols: int, gpu_max_block: int = 16384, interpreter_max_block: int = 256) -> RowBlocks:
-    """Block for a row-wise op: the whole row when it fits ``max_block``, else ``max_block``-wide steps."""
+def row_blocks(n_cols: int, gpu_max_block: int = 16384, interpreter_max_block: int = 256,
+               gpu_loop_block: int = 4096) -> RowBlocks:
+    """Block for a row-wise op: the whole row in one block when it fits ``max_block`` (read once,
+    kept in registers), else a loop over ``loop_block``-wide steps (on the GPU a narrower block
+    than the single-pass cap: the loop keeps per-lane running state, and smaller programs let
+    several share an SM to keep enough loads in flight)."""
     if n_cols < 1:
         raise ValueError(f"rows must have at least one element, got {n_cols}")
-    max_block = interpreter_max_block if interpreter_enabled() else gpu_max_block
-    block = min(triton.next_power_of_2(n_cols), max_block)
-    return RowBlocks(block=block, single_pass=n_cols <= block, num_warps=_warps_for(block))
+    interpreted = interpreter_enabled()
+    max_block = interpreter_max_block if interpreted else gpu_max_block
+    if n_cols <= max_block:
+        block = triton.next_power_of_2(n_cols)
+        return RowBlocks(block=block, single_pass=True, num_warps=_warps_for(block))
+    block = max_block if interpreted else min(gpu_loop_block, max_block)
+    return RowBlocks(block=block, single_pass=False, num_warps=_warps_for(block))
 
 
 def rows_per_program(n_rows: int, target_programs: int) -> int:

@@ -227,8 +227,9 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         chunk = chunk_tokens or linear_cross_entropy_chunk_tokens(n_tokens, vocab, h2d.shape[1])
         num_valid = count_valid(targets1d, ignore_index)
         want_dh, want_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        dh = torch.empty_like(h2d) if want_dh else None
-        dw = torch.zeros_like(weight) if want_dw else None
+        # Contiguous gradient buffers whatever the inputs' layouts (the backward scales them in place).
+        dh = torch.empty(h2d.shape, device=h2d.device, dtype=h2d.dtype) if want_dh else None
+        dw = torch.zeros(weight.shape, device=weight.device, dtype=weight.dtype) if want_dw else None
         losses = torch.empty(n_tokens, device=h2d.device, dtype=torch.float32)
         for start in range(0, n_tokens, chunk):
             h_chunk = h2d[start : start + chunk]  # (chunk, hidden_dim)

@@ -111,6 +111,17 @@ def test_linear_cross_entropy_public_function_and_leading_dims(device):
     assert_all_close([got[0], *got[1]], [ref[0], *ref[1]], 1e-5, 1e-5, ["loss", "dhidden", "dweight"])
 
 
+def test_linear_cross_entropy_with_transposed_inputs(device):
+    """A tied / transposed weight and a strided hidden view must not change the result."""
+    gen = torch.Generator().manual_seed(1)
+    hidden = torch.randn(12, 5, generator=gen).to(device).t()  # (5, 12), strided
+    weight = torch.randn(12, 30, generator=gen).to(device).t()  # (30, 12), strided
+    targets = torch.randint(0, 30, (5,), generator=gen).to(device)
+    got = output_and_grads(lambda h, w: linear_cross_entropy(h, w, targets, backend="triton"), [hidden, weight])
+    ref = output_and_grads(lambda h, w: linear_cross_entropy_reference(h, w, targets), [hidden, weight])
+    assert_all_close([got[0], *got[1]], [ref[0], *ref[1]], 1e-5, 1e-5, ["loss", "dhidden", "dweight"])
+
+
 def test_linear_cross_entropy_without_grad_computes_loss_only(device):
     hidden = torch.randn(6, 8, device=device)
     weight = torch.randn(40, 8, device=device)

@@ -104,7 +104,7 @@ def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainCo
     """The shared config of a sweep: data prepared (cached) as the leaderboard does, overrides."""
     settings = DataSettings(vocab_size=args.vocab_size, tokenizer_train_bytes=args.tokenizer_bytes,
                             train_bytes=args.train_bytes, val_bytes=args.val_bytes,
-                            story_train_bytes=args.train_bytes or 3_000_000, story_val_bytes=args.val_bytes or 150_000)
+                            story_train_bytes=args.train_bytes or 10_000_000, story_val_bytes=args.val_bytes or 300_000)
     data = prepare_data(args.data, args.val_data, settings)
     base = experiment_base(parse_duration(args.budget))
     base = apply_overrides(base, {"train_data": str(data.train_tokens), "val_data": str(data.val_tokens),
@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="runs/experiments", help="sweep folder (default runs/experiments)")
     parser.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary for text data")
     parser.add_argument("--tokenizer-bytes", type=int, default=2_000_000, help="bytes the BPE trainer reads")
-    parser.add_argument("--train-bytes", type=int, default=0, help="use only the first bytes of the training text")
+    parser.add_argument("--train-bytes", type=int, default=10_000_000,
+                        help="use only the first bytes of the training text (default 10 MB; 0 = all)")
     parser.add_argument("--val-bytes", type=int, default=300_000, help="use only the first bytes of the validation text")
     add_dataclass_arguments(parser, experiment_base(), "training options of every run (TrainConfig fields)")
     return parser

@@ -18,8 +18,9 @@ DTYPES = [
     pytest.param(torch.bfloat16, 4e-2, 3e-2, id="bf16"),
     pytest.param(torch.float16, 5e-3, 5e-3, id="fp16"),
 ]
-# (batch, heads, seq, head_dim): head dims 16..128, non-power-of-two lengths and head dims.
-SHAPES = [(1, 2, 37, 16), (2, 1, 50, 24), (1, 1, 33, 64), (1, 1, 19, 128), (1, 1, 1, 32)]
+# (batch, heads, seq, head_dim): head dims 8 (padded to 16) to 128, non-power-of-two lengths and
+# head dims, a single position.
+SHAPES = [(1, 2, 37, 16), (2, 1, 50, 24), (1, 1, 33, 64), (1, 1, 19, 128), (1, 1, 1, 32), (1, 3, 19, 8)]
 
 
 def _inputs(device, shape, k_len=None, seed=0):

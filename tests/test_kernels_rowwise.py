@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kernels import rmsnorm, rmsnorm_reference, softmax, softmax_reference
 from kernels._testing import assert_all_close, output_and_grads
@@ -84,3 +86,18 @@ def test_softmax_handles_masked_rows_like_torch(device, width):
     # row 2 stays entirely -inf: NaN, as torch gives
     got = softmax(x, backend="triton")
     torch.testing.assert_close(got, F.softmax(x, -1), equal_nan=True)
+
+
+@settings(max_examples=12, deadline=None)
+@given(rows=st.integers(1, 5), cols=st.integers(1, 700), scale=st.floats(0.01, 30.0), seed=st.integers(0, 2**16))
+def test_rowwise_kernels_on_random_shapes_and_scales(rows, cols, scale, seed):
+    """Random widths (one block or several under the interpreter) and input scales, float32."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    gen = torch.Generator().manual_seed(seed)
+    x = (scale * torch.randn(rows, cols, generator=gen)).to(device)
+    w = torch.randn(cols, generator=gen).to(device)
+    dy = torch.randn(rows, cols, generator=gen).to(device)
+    for fn, ref, inputs in ((lambda a, b: rmsnorm(a, b, backend="triton"), rmsnorm_reference, [x, w]),
+                            (lambda a: softmax(a, backend="triton"), softmax_reference, [x])):
+        got, want = output_and_grads(fn, inputs, dy), output_and_grads(ref, inputs, dy)
+        assert_all_close([got[0], *got[1]], [want[0], *want[1]], 1e-4, 1e-4, ["y"] + ["grad"] * len(inputs))

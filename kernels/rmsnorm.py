@@ -155,7 +155,7 @@ def rmsnorm_backward(
     if n_rows == 0:
         return dx, torch.zeros_like(weight)
     blocks = row_blocks(n_cols)
-    per_program = rows_per_program(n_rows, 2 * sm_count(x2d.device))
+    per_program = rows_per_program(n_rows, 4 * sm_count(x2d.device))
     n_programs = triton.cdiv(n_rows, per_program)
     # One float32 partial weight-gradient row per program, zeroed for the multi-sweep path
     # which accumulates into it; reduced once below.

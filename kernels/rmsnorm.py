@@ -1,7 +1,7 @@
 """RMSNorm: ``x / sqrt(mean(x^2) + eps) * weight`` over the last dimension.
 
-Triton design (one program per row in the forward, a fixed number of row-strided programs in the
-backward):
+Triton design (one program per row in the forward; in the backward a fixed number of programs,
+each over a run of rows):
 
 * forward reads the row once when it fits one block (kept in registers), otherwise in two sweeps
   (sum of squares, then normalise); it stores the per-row inverse RMS for the backward.

@@ -193,7 +193,6 @@ class FlashAttentionFunction(torch.autograd.Function):
         return dq, dk, dv, None
 
 
-
 @torch.compiler.disable
 def _attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
     """One compute dtype (see ``attention``), autocast off inside, eager under torch.compile."""
@@ -202,6 +201,7 @@ def _attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal:
         q, k, v = (t.to(dtype) for t in (q, k, v))
     with torch.autocast(q.device.type, enabled=False):
         return FlashAttentionFunction.apply(q, k, v, causal)
+
 
 def attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True, backend: str = "auto"

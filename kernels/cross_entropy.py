@@ -284,6 +284,7 @@ def _linear_cross_entropy_triton(hidden, weight, targets, ignore_index: int) -> 
     with torch.autocast(hidden.device.type, enabled=False):
         return LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, None)
 
+
 def cross_entropy(
     logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100, backend: str = "auto"
 ) -> torch.Tensor:

@@ -189,7 +189,6 @@ class RMSNormFunction(torch.autograd.Function):
         return dx.view(dy.shape), dweight, None
 
 
-
 @torch.compiler.disable
 def _rmsnorm_triton(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     # Run eagerly under torch.compile: the kernel is already fused, and a graph break here is

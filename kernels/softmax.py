@@ -154,7 +154,6 @@ class SoftmaxFunction(torch.autograd.Function):
         return dx2d.view(ctx.moved_shape).movedim(-1, ctx.dim), None
 
 
-
 @torch.compiler.disable
 def _softmax_triton(x: torch.Tensor, dim: int) -> torch.Tensor:
     # Eager under torch.compile (a clean graph break): the kernel is already fused.

@@ -141,7 +141,7 @@ def test_tiny_end_to_end_run_on_generated_stories(tmp_path, monkeypatch):
     out = tmp_path / "run"
     code = main(["--preset", "cpu", "--budget", "8s", "--out", str(out), "--story_train_bytes=150000",
                  "--story_val_bytes=8000", "--vocab_size=300", "--num_samples=2", "--sample_tokens=20",
-                 *TINY_MODEL, "--eval_interval=50"])
+                 *TINY_MODEL, "--eval_interval=50", "--max_lr=1e-2", "--min_lr=1e-3"])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["final_val_loss"] < report["val_unigram_entropy"]  # it learnt to use the context

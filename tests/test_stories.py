@@ -47,6 +47,7 @@ def test_documents_are_separated_by_an_end_of_text_line_and_well_formed():
         assert doc.count('"') % 2 == 0, doc  # every quote is closed
         assert doc[0].isupper() and doc[-1] in '.!?"', doc
         assert "{" not in doc and "}" not in doc, doc  # no unfilled template slot
+        assert not re.search(r"[a-z,] (He|She|His|Her) ", doc), doc  # pronouns capitalised only where a sentence starts
 
 
 def test_corpus_is_varied_enough_for_a_meaningful_loss_curve():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tokenizer.corpora import SharedDataMissing, cache_dir, shared_corpus
 from tokenizer.tokenfile import MAGIC, TokenFileError, read_token_header
-from train.stories import END_OF_TEXT, write_corpus
+from train.stories import END_OF_TEXT, GENERATOR_VERSION, write_corpus
 
 SPECIAL_TOKENS = [END_OF_TEXT]
 # short name -> (training split, validation split) of the shared corpora
@@ -132,8 +132,9 @@ def _describe(spec: str, max_bytes: int) -> str:
 def _story_texts(settings: DataSettings) -> tuple[Path, Path]:
     folder = leaderboard_cache() / "stories"
     seed = settings.story_seed
-    train = folder / f"stories-seed{seed}-{settings.story_train_bytes}.txt"
-    val = folder / f"stories-seed{seed + VAL_SEED_OFFSET}-{settings.story_val_bytes}.txt"
+    version = f"v{GENERATOR_VERSION}"
+    train = folder / f"stories-{version}-seed{seed}-{settings.story_train_bytes}.txt"
+    val = folder / f"stories-{version}-seed{seed + VAL_SEED_OFFSET}-{settings.story_val_bytes}.txt"
     if not train.exists():
         write_corpus(train, settings.story_train_bytes, seed)
     if not val.exists():

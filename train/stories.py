@@ -33,6 +33,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 
+GENERATOR_VERSION = 2  # bump when the text for a seed changes (cached corpora are keyed by it)
 END_OF_TEXT = "<|endoftext|>"
 DOC_SEPARATOR = f"\n{END_OF_TEXT}\n"
 
@@ -76,8 +77,8 @@ OPENINGS = _words("Once upon a time, there was {a} {t} {k} named {n}.|"
                   "There once was {a} {t} {k}. {P} name was {n}.|"
                   "Every day, {n} the {k} went to the {place}.|"
                   "It was a {time}. {n} the {t} {k} woke up early.")
-LIKES = _words("{s} loved {act}.|{s} liked {act} more than anything.|Most of all, {s} wanted {act}.|"
-               "{s} always wanted {act} with {p} friends.|Every day, {s} tried {act}.")
+LIKES = _words("{s} loved {act}.|{s} liked {act} more than anything.|Most of all, {l} wanted {act}.|"
+               "{s} always wanted {act} with {p} friends.|Every day, {l} tried {act}.")
 MEETINGS = _words("At the {place}, {n} met {a} {t} {k} named {f}.|"
                   "On the way, {n} saw {f} the {k}.|"
                   "{n} had a friend, {a} {t} {k} called {f}.|"
@@ -214,7 +215,7 @@ class _StoryWriter:
         template = self.pick(OPENINGS)
         self.say(template.format(a=_article(h.trait), t=h.trait, k=h.kind, n=h.name, P=h.His,
                                  place=self.place, time=self.pick(TIMES)))
-        self.say(self.pick(LIKES).format(s=h.He, p=h.possessive, act=self.pick(ACTIVITIES)))
+        self.say(self.pick(LIKES).format(s=h.He, l=h.subject, p=h.possessive, act=self.pick(ACTIVITIES)))
         if r.random() < 0.7:
             self.say(f"{h.He} had {_article(self.colour)} {self.colour} {self.thing} that "
                      f"{h.subject} {self.pick(['loved', 'liked very much', 'took everywhere'])}.")

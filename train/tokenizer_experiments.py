@@ -42,15 +42,19 @@ def build_tokenizers(vocab_size: int, train_bytes: int) -> tuple[dict, list[str]
         except SharedDataMissing as e:
             notes.append(f"ours-{name}: skipped ({e})")
             continue
-        tokenizers[f"ours-{name}-{vocab_size // 1000}k"] = load_tokenizer(prepare_tokenizer(text, settings))
+        tokenizers[f"ours-{name}-{_short(vocab_size)}"] = load_tokenizer(prepare_tokenizer(text, settings))
     stories_train, _, _, _ = resolve_texts(None, None, replace(settings, story_train_bytes=4_000_000))
-    tokenizers[f"ours-stories-{vocab_size // 1000}k"] = load_tokenizer(prepare_tokenizer(stories_train, settings))
+    tokenizers[f"ours-stories-{_short(vocab_size)}"] = load_tokenizer(prepare_tokenizer(stories_train, settings))
     try:
         tokenizers["gpt2"] = Tokenizer.from_files(fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt"),
                                                   SPECIAL_TOKENS)
     except SharedDataMissing as e:
         notes.append(f"gpt2: skipped ({e})")
     return tokenizers, notes
+
+
+def _short(vocab_size: int) -> str:
+    return f"{vocab_size // 1000}k" if vocab_size % 1000 == 0 else str(vocab_size)
 
 
 def evaluation_texts(sample_bytes: int) -> tuple[dict[str, str], list[str]]:

@@ -79,7 +79,8 @@ def test_full_evaluation_scores_every_token_once_against_f_cross_entropy(num_tok
 def test_report_fields_are_complete_and_consistent(tmp_path, byte_tokens):
     train, val = byte_tokens
     main(["--train-data", str(train), "--val-data", str(val), "--budget", "3s", "--out", str(tmp_path / "run"),
-          *TINY_MODEL, "--eval_interval=20", "--model.qk_norm=true", "--z_loss=1e-4", "--schedule=wsd"])
+          *TINY_MODEL, "--eval_interval=20", "--model.qk_norm=true", "--z_loss=1e-4", "--schedule=wsd",
+          "--model.tie_embeddings=true", "--model.logit_softcap=30"])
     run = tmp_path / "run"
     report = json.loads((run / "report.json").read_text())
     for key in ("final_val_loss", "val_unigram_entropy", "tokens_seen", "tokens_per_second", "mfu", "config",
@@ -90,7 +91,9 @@ def test_report_fields_are_complete_and_consistent(tmp_path, byte_tokens):
     assert report["val_tokens"] == len(val_ids) - 1
     assert report["tokens_per_second"] == pytest.approx(report["tokens_seen"] / report["training_seconds"], rel=0.01)
     assert report["mfu"] is None  # no GPU here: no MFU rather than a made-up one
-    assert report["improvements"] == {**report["improvements"], "model.qk_norm": True, "z_loss": 1e-4, "schedule": "wsd"}
+    assert report["improvements"] == {**report["improvements"], "model.qk_norm": True, "z_loss": 1e-4, "schedule": "wsd",
+                                      "model.tie_embeddings": True, "model.logit_softcap": 30.0}
+    assert report["parameters"] == report["non_embedding_parameters"] + 256 * 32  # one shared 256 x 32 matrix
     assert report["flags"]["--z_loss"] == "1e-4" and report["flags"]["budget"] == "3s"
     assert report["metadata"]["git_sha"] and report["metadata"]["versions"]["torch"] == torch.__version__
     markdown = (run / "report.md").read_text()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tokenizer.chunks import DEFAULT_CHUNK_BYTES
+from tokenizer.chunks import ENCODE_CHUNK_BYTES
 from tokenizer.encode_file import encode_file
 from tokenizer.inputs import cli_main
 from tokenizer.tokenizer import Tokenizer
@@ -24,7 +24,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tokenizer", required=True, help="folder with vocab.json + merges.txt")
     p.add_argument("--out", required=True, help="token file to write")
     p.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
-    p.add_argument("--chunk-mb", type=float, default=DEFAULT_CHUNK_BYTES / 2**20, help="chunk size in MiB")
+    p.add_argument("--chunk-mb", type=float, default=ENCODE_CHUNK_BYTES / 2**20, help="chunk size in MiB")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 

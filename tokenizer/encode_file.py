@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tokenizer.chunks import DEFAULT_CHUNK_BYTES, Chunk, map_chunks, plan_chunks
+from tokenizer.chunks import ENCODE_CHUNK_BYTES, Chunk, map_chunks, plan_chunks
 from tokenizer.inputs import check_text_file, read_chunk
 from tokenizer.tokenfile import TokenFileWriter, dtype_for_vocab
 from tokenizer.tokenizer import Tokenizer
@@ -48,7 +48,7 @@ def encode_file(
     tokenizer: Tokenizer | str | os.PathLike,
     out_path: str | os.PathLike,
     num_workers: int | None = None,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    chunk_bytes: int = ENCODE_CHUNK_BYTES,
     progress: bool = False,
 ) -> EncodeStats:
     """Encode the UTF-8 text file ``input_path`` into the token file ``out_path``.

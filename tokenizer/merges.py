@@ -177,14 +177,18 @@ def _count_new_pairs(out, t, stride, c, wi, fresh_counts, fresh_where):
         if k > 0:
             q = out[k - 1] * stride + t
             fresh_counts[q] = fresh_counts.get(q, 0) + c
-            holders = fresh_where.setdefault(q, [])
-            if not holders or holders[-1] != wi:
+            holders = fresh_where.get(q)
+            if holders is None:
+                fresh_where[q] = [wi]
+            elif holders[-1] != wi:
                 holders.append(wi)
         if k + 1 < m and out[k + 1] != t:
             q = t_row + out[k + 1]
             fresh_counts[q] = fresh_counts.get(q, 0) + c
-            holders = fresh_where.setdefault(q, [])
-            if not holders or holders[-1] != wi:
+            holders = fresh_where.get(q)
+            if holders is None:
+                fresh_where[q] = [wi]
+            elif holders[-1] != wi:
                 holders.append(wi)
         try:
             k = out.index(t, k + 1)

@@ -124,13 +124,24 @@ def _apply_merge(code, a, b, t, stride, holders, words, counts, pc):
     """Merge every ``(a, b)`` in the words listed in ``holders`` into ``t``.
 
     Old pairs around each merged occurrence lose the word count in ``pc``; the pairs containing
-    ``t`` are returned (their counts, and the words holding them) since they are all new.
+    ``t`` are returned (their counts, and the words holding them) since they are all new. Both
+    are found at the occurrences themselves: a word is scanned once, by ``list.index`` (C).
     """
     if isinstance(holders, np.ndarray):
         holders = holders.tolist()
     fresh_counts: dict[int, int] = {}
     fresh_where: dict[int, list[int]] = {}
-    b_row = b * stride
+    fresh_get = fresh_counts.get
+    b_row, t_row = b * stride, t * stride
+
+    def add_fresh(q: int, c: int, wi: int) -> None:
+        fresh_counts[q] = fresh_get(q, 0) + c
+        holders_q = fresh_where.get(q)
+        if holders_q is None:
+            fresh_where[q] = [wi]
+        elif holders_q[-1] != wi:
+            holders_q.append(wi)
+
     for wi in holders:
         w = words[wi]
         try:
@@ -143,18 +154,23 @@ def _apply_merge(code, a, b, t, stride, holders, words, counts, pc):
         i = 0
         while True:
             if j + 1 < n and w[j + 1] == b:
-                out += w[i:j]
-                if j > 0 and j != i:  # left neighbour pair; j == i > 0 means it was a merged t
-                    q = w[j - 1] * stride + a
-                    if q != code:
-                        pc[q] -= c
+                if j > i:
+                    out += w[i:j]
+                if j > 0:
+                    if j != i:  # j == i > 0: the left pair was counted as the previous right pair
+                        q = w[j - 1] * stride + a
+                        if q != code:
+                            pc[q] -= c
+                    add_fresh(out[-1] * stride + t, c, wi)  # out[-1] may be t itself
                 if j + 2 < n:
-                    q = b_row + w[j + 2]
+                    y = w[j + 2]
+                    q = b_row + y
                     if q != code:
                         pc[q] -= c
+                    if not (y == a and j + 3 < n and w[j + 3] == b):  # next symbol stays as is
+                        add_fresh(t_row + y, c, wi)
                 out.append(t)
-                i = j + 2
-                search = i
+                i = search = j + 2
             else:
                 search = j + 1
             try:
@@ -163,34 +179,7 @@ def _apply_merge(code, a, b, t, stride, holders, words, counts, pc):
                 break
         if i == 0:
             continue  # `a` occurs but never followed by `b`
-        out += w[i:]
+        if i < n:
+            out += w[i:]
         words[wi] = out
-        _count_new_pairs(out, t, stride, c, wi, fresh_counts, fresh_where)
     return fresh_counts, fresh_where
-
-
-def _count_new_pairs(out, t, stride, c, wi, fresh_counts, fresh_where):
-    m = len(out)
-    k = out.index(t)
-    t_row = t * stride
-    while True:
-        if k > 0:
-            q = out[k - 1] * stride + t
-            fresh_counts[q] = fresh_counts.get(q, 0) + c
-            holders = fresh_where.get(q)
-            if holders is None:
-                fresh_where[q] = [wi]
-            elif holders[-1] != wi:
-                holders.append(wi)
-        if k + 1 < m and out[k + 1] != t:
-            q = t_row + out[k + 1]
-            fresh_counts[q] = fresh_counts.get(q, 0) + c
-            holders = fresh_where.get(q)
-            if holders is None:
-                fresh_where[q] = [wi]
-            elif holders[-1] != wi:
-                holders.append(wi)
-        try:
-            k = out.index(t, k + 1)
-        except ValueError:
-            return

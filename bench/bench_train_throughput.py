@@ -10,7 +10,8 @@ load hits both alike); the figure is the median step time of each, as tokens/s, 
 
     flock /tmp/tritonlm-heavy.lock python bench/bench_train_throughput.py [--rounds 7] [--threads 2]
 
-Writes ``bench/results/train_throughput_<device>.json``.
+Writes ``bench/results/train_throughput_<device>_threads<N>.json``. On a shared machine the
+median is what load leaves; the best-step ratio is reported beside it.
 """
 
 from __future__ import annotations
@@ -156,22 +157,24 @@ def main(argv: list[str] | None = None) -> dict:
                         "median_forward_backward_s": statistics.median(a for a, _ in phases),
                         "median_clip_optimizer_s": statistics.median(b for _, b in phases)}
     ratio = result["tritonlm"]["tokens_per_s"] / result["torch_builtins"]["tokens_per_s"]
+    # best steps: what each side does when the (shared) machine leaves it alone
+    best_ratio = result["torch_builtins"]["min_step_s"] / result["tritonlm"]["min_step_s"]
     report = {
         "benchmark": "train_throughput_cpu", "model": cfg.to_dict(), "parameters": n_ours,
         "batch_size": args.batch, "tokens_per_step": tokens, "threads": args.threads,
-        "results": result, "ratio_tritonlm_over_builtins": ratio, "target_ratio": 0.9,
+        "results": result, "ratio_tritonlm_over_builtins": ratio, "ratio_best_step": best_ratio, "target_ratio": 0.9,
         "metadata": run_metadata(),
     }
     slug = re.sub(r"[^a-z0-9]+", "-", device_description().lower()).strip("-")[:60]
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"train_throughput_{slug}.json"
+    out = RESULTS / f"train_throughput_{slug}_threads{args.threads}.json"
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     os.replace(tmp, out)
     for name, r in result.items():
         print(f"{name:15s} {r['tokens_per_s']:10,.0f} tokens/s  (median step {r['median_step_s'] * 1e3:.1f} ms: "
               f"fwd+bwd {r['median_forward_backward_s'] * 1e3:.1f} ms, clip+AdamW {r['median_clip_optimizer_s'] * 1e3:.1f} ms)")
-    print(f"ratio tritonlm / torch built-ins: {ratio:.3f} (target >= 0.9)  -> {out}")
+    print(f"ratio tritonlm / torch built-ins: {ratio:.3f} median, {best_ratio:.3f} best step (target >= 0.9)  -> {out}")
     return report
 
 

@@ -168,3 +168,25 @@ def test_guard_rails(tmp_path, token_files):
     else:
         run_training(small_config(tmp_path / "tb", token_files, logger="tensorboard", max_iters=2))
         assert any((tmp_path / "tb" / "run" / "tensorboard").iterdir())
+
+
+def test_command_line_run_exits_cleanly_on_ctrl_c_with_a_checkpoint(tmp_path, token_files):
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "cli"
+    cmd = [sys.executable, "-m", "train.train", "--preset=tiny", f"--train_data={token_files[0]}",
+           f"--val_data={token_files[1]}", f"--out_dir={run}", f"--model.vocab_size={VOCAB}", "--max_iters=100000",
+           "--log_interval=1", "--checkpoint_interval=0", "--eval_interval=0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(train_losses(run) if (run / "metrics.jsonl").exists() else []) < 3:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "interrupted at step" in out and "--resume" in out and "Traceback" not in err
+    saved = read_checkpoint(run / "checkpoint.pt")
+    assert saved["iteration"] >= 3 and json.loads((run / "summary.json").read_text())["status"] == "interrupted"

@@ -57,20 +57,22 @@ def _twin_params(seed: int = 0):
     return a, b
 
 
+@pytest.mark.parametrize("foreach", [True, False])
 @pytest.mark.parametrize("lr, betas, eps, wd", [(1e-3, (0.9, 0.999), 1e-8, 0.0), (3e-3, (0.8, 0.95), 1e-6, 0.1),
                                                  (1e-2, (0.9, 0.99), 1e-8, 0.5)])
-def test_adamw_tracks_torch_adamw_over_many_steps(lr, betas, eps, wd):
+def test_adamw_tracks_torch_adamw_over_many_steps(lr, betas, eps, wd, foreach):
     """Same decoupled semantics as torch.optim.AdamW; the two differ only in where eps enters
     (ours: sqrt(v) + eps, torch: sqrt(v_hat) + eps) and whether decay uses the pre- or
     post-update weights, both O(lr * eps) / O(lr^2 wd) effects."""
     ours_p, ref_p = _twin_params()
-    ours, ref = AdamW(ours_p, lr=lr, betas=betas, eps=eps, weight_decay=wd), torch.optim.AdamW(
+    ours, ref = AdamW(ours_p, lr=lr, betas=betas, eps=eps, weight_decay=wd, foreach=foreach), torch.optim.AdamW(
         ref_p, lr=lr, betas=betas, eps=eps, weight_decay=wd)
     g = torch.Generator().manual_seed(1)
-    for _ in range(200):
+    for step in range(200):
         grads = [torch.randn(p.shape, generator=g) for p in ours_p]
-        for p, q, grad in zip(ours_p, ref_p, grads):
-            p.grad, q.grad = grad.clone(), grad.clone()
+        for i, (p, q, grad) in enumerate(zip(ours_p, ref_p, grads)):
+            skip = i == 1 and step % 3 == 0  # a parameter without gradient keeps its own step count
+            p.grad, q.grad = (None, None) if skip else (grad.clone(), grad.clone())
         ours.step()
         ref.step()
     for p, q in zip(ours_p, ref_p):

@@ -23,6 +23,7 @@ class AdamW(torch.optim.Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.01,
+        foreach: bool | None = None,
     ):
         if lr < 0:
             raise ValueError(f"AdamW: lr must be >= 0, got {lr}")
@@ -34,6 +35,10 @@ class AdamW(torch.optim.Optimizer):
             raise ValueError(f"AdamW: weight_decay must be >= 0, got {weight_decay}")
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
+        # Batch the element-wise updates of same-device tensors into one launch per op. None:
+        # on CUDA only (where launches dominate); on the CPU one tensor at a time stays in cache
+        # across its five updates, which measured twice as fast.
+        self.foreach = foreach
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Load a copy: the moment buffers are updated in place, so they must not be shared
@@ -47,31 +52,47 @@ class AdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, (beta1, beta2) = group["lr"], group["betas"]
-            eps, weight_decay = group["eps"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("AdamW does not support sparse gradients")
-                self._update(p, lr, beta1, beta2, eps, weight_decay)
+            hyper = (group["lr"], *group["betas"], group["eps"], group["weight_decay"])
+            params = [p for p in group["params"] if p.grad is not None]
+            if any(p.grad.is_sparse for p in params):
+                raise RuntimeError("AdamW does not support sparse gradients")
+            for bucket in self._buckets(params):
+                self._update(bucket, *hyper)
         return loss
 
-    def _update(self, p, lr, beta1, beta2, eps, weight_decay) -> None:
-        state = self.state[p]
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["step"] += 1
-        t = state["step"]
-        m, v, grad = state["exp_avg"], state["exp_avg_sq"], p.grad
-        m.lerp_(grad, 1.0 - beta1)  # m = b1 m + (1 - b1) g
-        v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)  # v = b2 v + (1 - b2) g^2
+    def _buckets(self, params: list[torch.nn.Parameter]) -> list[list[torch.nn.Parameter]]:
+        """Parameters that share device, dtype and step count (one fused update each), after
+        creating the state of new ones: m, v = 0 and step = 0."""
+        buckets: dict[tuple, list] = {}
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            batched = self.foreach if self.foreach is not None else p.device.type == "cuda"
+            key = (p.device, p.dtype, state["step"]) if batched else (id(p),)
+            buckets.setdefault(key, []).append(p)
+        return list(buckets.values())
+
+    def _update(self, params, lr, beta1, beta2, eps, weight_decay) -> None:
+        """The DESIGN.md update of a bucket of parameters at the same step t."""
+        states = [self.state[p] for p in params]
+        for state in states:
+            state["step"] += 1
+        t = states[0]["step"]
+        grads = [p.grad for p in params]
+        ms = [s["exp_avg"] for s in states]
+        vs = [s["exp_avg_sq"] for s in states]
         lr_t = lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-        p.addcdiv_(m, v.sqrt().add_(eps), value=-lr_t)
+        torch._foreach_lerp_(ms, grads, 1.0 - beta1)  # m = b1 m + (1 - b1) g
+        torch._foreach_mul_(vs, beta2)
+        torch._foreach_addcmul_(vs, grads, grads, value=1.0 - beta2)  # v = b2 v + (1 - b2) g^2
+        denominators = torch._foreach_sqrt(vs)
+        torch._foreach_add_(denominators, eps)
+        torch._foreach_addcdiv_(params, ms, denominators, value=-lr_t)  # p -= lr_t m / (sqrt(v) + eps)
         if weight_decay != 0.0:
-            p.mul_(1.0 - lr * weight_decay)
+            torch._foreach_mul_(params, 1.0 - lr * weight_decay)  # decoupled decay
 
 
 def is_no_decay_parameter(name: str, param: torch.nn.Parameter) -> bool:

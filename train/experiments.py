@@ -33,7 +33,7 @@ from train.report import parse_duration
 from train.sweep import RunSpec, Sweep, run_sweep
 
 SWEEP_KINDS = ("lr-sweep", "batch-size", "ablations")
-DEFAULT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0)
+DEFAULT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0, 10.0)
 ABLATIONS = {
     "baseline": ("baseline (pre-norm, RoPE, SwiGLU)", {}),
     "no-rmsnorm": ("no RMSNorm", {"model.norm": "none"}),

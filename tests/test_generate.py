@@ -175,3 +175,19 @@ def test_cli_uses_the_bpe_tokenizer_saved_in_the_run_folder(tmp_path, capsys):
     assert main([str(run), "--max-new-tokens", "5", "--temperature", "1.0", "--seed", "1"]) == 0  # empty prompt
     expected = generate(trained, eot, 5, 1.0, 0.95, eot[0], torch.Generator().manual_seed(1))
     assert capsys.readouterr().out.split("\n", 1)[1].rstrip("\n") == tok.decode(expected)
+
+
+def test_cached_decoding_with_the_triton_kernels_equals_the_reference():
+    """The fused attention kernel serves decoding too (one query against many cached keys)."""
+    torch.manual_seed(2)
+    triton_model = TransformerLM.from_config(presets.micro(context_length=8, kernels="triton"))
+    reference = TransformerLM.from_config(presets.micro(context_length=8, kernels="torch"))
+    reference.load_state_dict(triton_model.state_dict())
+    prompt = [5, 17, 3]
+    with torch.no_grad():
+        cache_t, cache_r = triton_model.new_kv_cache(), reference.new_kv_cache()
+        steps = (torch.tensor([prompt]), torch.tensor([[9]]), torch.tensor([[40, 2]]))
+        for ids in steps:
+            torch.testing.assert_close(triton_model(ids, kv_cache=cache_t), reference(ids, kv_cache=cache_r),
+                                       atol=1e-4, rtol=1e-4)
+    assert generate(triton_model, prompt, 7, temperature=0) == full_recompute_greedy(reference, prompt, 7)

@@ -21,7 +21,7 @@ from ._attention_tiles import (
     strides,
     visible,
 )
-from ._blocks import attention_row_block, attention_tile_configs, head_dim_block
+from ._blocks import attention_config_pruner, attention_row_block, attention_tile_configs, head_dim_block
 
 
 @triton.jit
@@ -64,7 +64,8 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qs, 
     return dk, dv
 
 
-@triton.autotune(attention_tile_configs("dkdv"), key=["q_bucket", "k_bucket", "HEAD_DIM", "CAUSAL"])
+@triton.autotune(attention_tile_configs("dkdv"), key=["q_bucket", "k_bucket", "HEAD_DIM", "CAUSAL"],
+                 prune_configs_by={"early_config_prune": attention_config_pruner("dkdv")})
 @triton.jit
 def _attention_dkdv_kernel(
     Q, K, V, DO, DK, DV, LSE, DELTA,
@@ -124,7 +125,8 @@ def _dq_tiles(dq, q, do, lse, delta, k_base, v_base, stride_ks, stride_vs, rows,
     return dq
 
 
-@triton.autotune(attention_tile_configs("dq"), key=["q_bucket", "k_bucket", "HEAD_DIM", "CAUSAL"])
+@triton.autotune(attention_tile_configs("dq"), key=["q_bucket", "k_bucket", "HEAD_DIM", "CAUSAL"],
+                 prune_configs_by={"early_config_prune": attention_config_pruner("dq")})
 @triton.jit
 def _attention_dq_kernel(
     Q, K, V, DO, DQ, LSE, DELTA,

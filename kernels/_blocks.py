@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import triton
 
 from ._backend import interpreter_enabled
@@ -65,23 +66,55 @@ def attention_row_block() -> int:
     return 16 if interpreter_enabled() else 64
 
 
-# (BLOCK_M queries, BLOCK_N keys, warps, pipeline stages): the candidates each flash-attention
-# kernel is autotuned over on the GPU (keyed on head dim, causality, dtype and the power-of-two
-# bucket of the sequence lengths, so decoding with a growing cache does not retune every step).
+# (BLOCK_M queries, BLOCK_N keys, warps, pipeline stages) that each flash-attention kernel is
+# autotuned over on the GPU, per regime: 16-bit inputs with head dim <= 64, 16-bit with larger
+# head dims (more warps, so the (rows x head_dim) float32 accumulators fit in registers), and
+# float32 inputs (exact float32 dots run on the FMA units: small tiles, or registers spill).
+# Checked with `python -m kernels.compile_check` (shared memory, registers, spills on sm_90).
 _ATTENTION_TILES = {
-    "forward": [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 4), (64, 128, 4, 3)],
-    "dkdv": [(32, 128, 4, 3), (64, 64, 4, 3), (64, 128, 8, 2), (32, 64, 4, 2), (128, 128, 8, 2)],
-    "dq": [(128, 32, 4, 3), (64, 64, 4, 3), (128, 64, 8, 3), (64, 32, 4, 2)],
+    ("forward", "small_d"): [(128, 64, 4, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 4)],
+    ("forward", "large_d"): [(128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 128, 8, 3)],
+    ("dkdv", "small_d"): [(64, 64, 4, 3), (32, 64, 4, 3), (64, 128, 8, 3), (128, 128, 8, 2)],
+    ("dkdv", "large_d"): [(64, 64, 8, 3), (32, 64, 4, 3), (64, 128, 8, 2), (32, 128, 8, 2)],
+    ("dq", "small_d"): [(64, 64, 4, 3), (128, 64, 8, 3), (64, 32, 4, 3), (128, 32, 8, 3)],
+    ("dq", "large_d"): [(64, 64, 8, 3), (128, 64, 8, 3), (64, 32, 4, 3), (128, 32, 8, 3)],
 }
+_FLOAT32_TILES = [(32, 32, 4, 2), (64, 32, 4, 2), (32, 64, 4, 2)]
+_INTERPRETER_TILE = (16, 16, 4, 1)
+
+
+def attention_tiles(kernel: str, float32: bool, head_dim: int) -> list[tuple[int, int, int, int]]:
+    """The (BLOCK_M, BLOCK_N, warps, stages) candidates of ``kernel`` (forward | dkdv | dq) for
+    inputs of this precision and head dim; a single 16 x 16 tile under the interpreter (so small
+    test sequences still span several tiles and ragged tails)."""
+    if interpreter_enabled():
+        return [_INTERPRETER_TILE]
+    if float32:
+        return _FLOAT32_TILES
+    return _ATTENTION_TILES[(kernel, "small_d" if head_dim <= 64 else "large_d")]
 
 
 def attention_tile_configs(kernel: str) -> list[triton.Config]:
-    """Autotuning configs for the ``forward``, ``dkdv`` or ``dq`` kernel; under the interpreter a
-    single 16 x 16 tile (so small test sequences still span several tiles and ragged tails)."""
+    """Every candidate config of ``kernel``; ``attention_config_pruner`` keeps those of the regime
+    of the actual inputs before autotuning."""
     if interpreter_enabled():
-        return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=4, num_stages=1)]
-    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=st)
-            for m, n, w, st in _ATTENTION_TILES[kernel]]
+        candidates = [_INTERPRETER_TILE]
+    else:
+        candidates = sorted({t for (k, _), tiles in _ATTENTION_TILES.items() if k == kernel for t in tiles}
+                            | set(_FLOAT32_TILES))
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=st) for m, n, w, st in candidates]
+
+
+def attention_config_pruner(kernel: str):
+    """An autotuner ``early_config_prune`` hook keeping the configs of the inputs' regime."""
+
+    def prune(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+        wanted = set(attention_tiles(kernel, named_args["Q"].dtype == torch.float32, kwargs["HEAD_DIM"]))
+        kept = [c for c in configs
+                if (c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], c.num_warps, c.num_stages) in wanted]
+        return kept or configs[:1]
+
+    return prune
 
 
 def linear_cross_entropy_chunk_tokens(n_tokens: int, vocab_size: int, hidden_dim: int) -> int:
@@ -97,8 +130,6 @@ def linear_cross_entropy_chunk_tokens(n_tokens: int, vocab_size: int, hidden_dim
 
 def sm_count(device) -> int:
     """Streaming multiprocessors on a CUDA device (a small stand-in under the interpreter)."""
-    import torch
-
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_properties(device).multi_processor_count
     return 4

@@ -37,7 +37,7 @@ from ._attention_tiles import (
     strides,
     visible,
 )
-from ._blocks import attention_tile_configs, head_dim_block
+from ._blocks import attention_config_pruner, attention_tile_configs, head_dim_block
 from ._checks import check_float, check_same_device, check_same_dtype, compute_dtype
 from .softmax import softmax_reference
 
@@ -95,7 +95,8 @@ def _forward_tiles(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, rows,
     return acc, l_i, m_i
 
 
-@triton.autotune(attention_tile_configs("forward"), key=["q_bucket", "k_bucket", "HEAD_DIM", "CAUSAL"])
+@triton.autotune(attention_tile_configs("forward"), key=["q_bucket", "k_bucket", "HEAD_DIM", "CAUSAL"],
+                 prune_configs_by={"early_config_prune": attention_config_pruner("forward")})
 @triton.jit
 def _attention_forward_kernel(
     Q, K, V, O, LSE,

@@ -34,7 +34,8 @@ class LayerKVCache:
             raise ValueError(f"KV cache was allocated for batch {self.keys.shape[0]}, got batch {k.shape[0]}")
         self.keys[:, :, start:end] = k.detach()
         self.values[:, :, start:end] = v.detach()
-        return self.keys[:, :, :end], self.values[:, :, :end]
+        # under autocast the new keys may be bf16 while the cache holds the model's dtype
+        return self.keys[:, :, :end].to(k.dtype), self.values[:, :, :end].to(v.dtype)
 
 
 class KVCache:

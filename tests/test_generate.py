@@ -191,3 +191,15 @@ def test_cached_decoding_with_the_triton_kernels_equals_the_reference():
             torch.testing.assert_close(triton_model(ids, kv_cache=cache_t), reference(ids, kv_cache=cache_r),
                                        atol=1e-4, rtol=1e-4)
     assert generate(triton_model, prompt, 7, temperature=0) == full_recompute_greedy(reference, prompt, 7)
+
+
+def test_incremental_decoding_under_bf16_autocast_matches_full_forward():
+    """Keys computed in bf16 by autocast go into a float32 cache and come back in bf16."""
+    model = TransformerLM.from_config(presets.micro())
+    ids = torch.randint(0, 97, (2, 12), generator=torch.Generator().manual_seed(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        full = model(ids)
+        cache = model.new_kv_cache(batch_size=2)
+        pieces = [model(ids[:, :5], kv_cache=cache), model(ids[:, 5:6], kv_cache=cache), model(ids[:, 6:], kv_cache=cache)]
+    assert full.dtype == torch.bfloat16
+    torch.testing.assert_close(torch.cat(pieces, 1).float(), full.float(), atol=3e-2, rtol=3e-2)

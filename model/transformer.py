@@ -19,6 +19,11 @@ from .config import KernelPlan, ModelConfig
 from .layers import Embedding, KernelModule, Linear, RMSNorm, SiLUFFN, SwiGLU
 
 
+def _block_norm(norm: str, d_model: int, eps: float, kernels, device, dtype) -> RMSNorm | None:
+    """A block's RMSNorm, or None in the no-norm ablation (so the state dict has no such key)."""
+    return None if norm == "none" else RMSNorm(d_model, eps, device=device, dtype=dtype, kernels=kernels)
+
+
 class TransformerBlock(nn.Module):
     """One layer. ``norm="pre"``: ``h = x + attn(ln1(x)); y = h + ffn(ln2(h))``;
     ``"post"``: ``h = ln1(x + attn(x)); y = ln2(h + ffn(h))``; ``"none"``: no norms."""
@@ -28,13 +33,12 @@ class TransformerBlock(nn.Module):
                  eps: float = 1e-5, kernels: str | KernelPlan = "auto", device=None, dtype=None):
         super().__init__()
         self.norm = norm
-        make_norm = lambda: RMSNorm(d_model, eps, device=device, dtype=dtype, kernels=kernels)  # noqa: E731
-        self.ln1 = make_norm() if norm != "none" else None
+        self.ln1 = _block_norm(norm, d_model, eps, kernels, device, dtype)
         self.attn = MultiHeadSelfAttention(
             d_model, num_heads, max_seq_len, theta if positions == "rope" else None,
             qk_norm=qk_norm, eps=eps, kernels=kernels, device=device, dtype=dtype,
         )
-        self.ln2 = make_norm() if norm != "none" else None
+        self.ln2 = _block_norm(norm, d_model, eps, kernels, device, dtype)
         ffn_class = {"swiglu": SwiGLU, "silu": SiLUFFN}[ffn]
         self.ffn = ffn_class(d_model, d_ff, device=device, dtype=dtype)
 

@@ -126,7 +126,9 @@ def load_model(run_or_checkpoint: str | Path, device: str = "cpu", kernels_spec:
     """The model saved by ``train.save_checkpoint`` (its config is in the checkpoint), in eval
     mode on ``device``, with the kernels chosen for this machine rather than the training one."""
     from train.checkpoint import read_checkpoint
+    from train.data import resolve_device
 
+    device = resolve_device(device)  # a clear error for an unavailable device
     path = checkpoint_path(run_or_checkpoint)
     payload = read_checkpoint(path)
     saved = payload.get("model_config")
@@ -190,16 +192,17 @@ def eos_id_of(tokenizer) -> int | None:
 
 # ------------------------------------------------------------------------------------------ CLI
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train.generate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m train.generate", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("run", help="a run folder (holding checkpoint.pt) or a checkpoint file")
     parser.add_argument("--prompt", default="", help="text to continue (empty: start a new document)")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--max-new-tokens", type=int, default=256, help="stop after this many tokens")
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy decoding")
     parser.add_argument("--top-p", type=float, default=0.95, help="nucleus mass, in (0, 1]; 1 = off")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-samples", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampling generator")
+    parser.add_argument("--num-samples", type=int, default=1, help="continuations to draw")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder, or 'bytes'; default: found beside the run")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda[:N]")
     parser.add_argument("--kernels", default="auto", help="kernel backends for this machine (ModelConfig.kernels)")
     return parser
 

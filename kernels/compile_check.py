@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import triton
 
-_FLOAT_ARGS = {"eps", "qk_scale", "sm_scale"}
+_FLOAT_ARGS = {"eps", "qk_scale", "sm_scale", "softcap", "z_loss"}
 _TORCH_TO_TRITON = {"bf16": "*bf16", "fp16": "*fp16", "fp32": "*fp32"}
 
 
@@ -123,10 +123,15 @@ def _row_specs(dtypes: list[str], quick: bool) -> list[KernelSpec]:
             ]
             cb = row_blocks(n, ce._GPU_MAX_BLOCK, ce._INTERPRETER_MAX_BLOCK)
             ce_io = {"LOGITS": p, "GRAD": p, "TARGETS": "*i64", "LOSS": "*fp32", "NUM_VALID": "*fp32"}
-            for write_grad in (True, False) if not quick else (True,):
+            variants = [(True, False, False), (True, True, True)]  # (gradient, soft-cap, z-loss)
+            if not quick:
+                variants += [(False, False, False), (False, True, True)]
+            for write_grad, softcap, z_loss in variants:
                 specs.append(KernelSpec(
-                    f"cross_entropy {dt} n={n} block={cb.block} grad={write_grad}", ce._cross_entropy_kernel, ce_io,
-                    {"BLOCK": cb.block, "SINGLE_PASS": cb.single_pass, "WRITE_GRAD": write_grad}, cb.num_warps))
+                    f"cross_entropy {dt} n={n} block={cb.block} grad={write_grad} cap/z={softcap}",
+                    ce._cross_entropy_kernel, ce_io,
+                    {"BLOCK": cb.block, "SINGLE_PASS": cb.single_pass, "WRITE_GRAD": write_grad, "SOFTCAP": softcap,
+                     "Z_LOSS": z_loss}, cb.num_warps))
         specs.append(KernelSpec(f"scale_by_upstream {dt}", ce._scale_by_upstream_kernel, {"X": p, "UPSTREAM": "*fp32"},
                                 {"BLOCK": 4096}, 8))
     return specs

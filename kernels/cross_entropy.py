@@ -35,35 +35,71 @@ _INTERPRETER_MAX_BLOCK = 4096
 
 
 def cross_entropy_reference(
-    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100
+    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100, *, softcap: float = 0.0,
+    z_loss: float = 0.0,
 ) -> torch.Tensor:
     """Mean of ``logsumexp(logits) - logits[target]`` over positions whose target is not ignored.
 
     ``logits`` is (..., vocab) and ``targets`` (...); stable for large logits (max subtracted),
-    computed in float32.
+    computed in float32. Options used by LM recipes: ``softcap > 0`` first maps the logits to
+    ``softcap * tanh(logits / softcap)``; ``z_loss`` adds ``z_loss * logsumexp^2`` per position.
     """
     logits = logits.reshape(-1, logits.shape[-1]).float()  # (tokens, vocab)
+    if softcap > 0:
+        logits = softcap * torch.tanh(logits / softcap)
     targets = targets.reshape(-1)  # (tokens,)
     keep = targets != ignore_index
     safe_targets = torch.where(keep, targets, torch.zeros_like(targets))
     row_max = logits.amax(dim=-1, keepdim=True)
     lse = (logits - row_max).exp().sum(dim=-1).log() + row_max.squeeze(-1)
     target_logit = logits.gather(-1, safe_targets[:, None]).squeeze(-1)
-    losses = torch.where(keep, lse - target_logit, torch.zeros_like(lse))
+    losses = lse - target_logit + z_loss * lse.pow(2)
+    losses = torch.where(keep, losses, torch.zeros_like(lse))
     return losses.sum() / keep.sum()
 
 
 def linear_cross_entropy_reference(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100, *,
+    softcap: float = 0.0, z_loss: float = 0.0,
 ) -> torch.Tensor:
     """Cross-entropy of ``hidden @ weight.T`` (the LM head), materialising the full logits."""
-    return cross_entropy_reference(torch.matmul(hidden, weight.t()), targets, ignore_index)
+    logits = torch.matmul(hidden, weight.t())
+    return cross_entropy_reference(logits, targets, ignore_index, softcap=softcap, z_loss=z_loss)
+
+
+@triton.jit
+def _tanh(u):
+    # 1 - 2 / (exp(2u) + 1): exactly +-1 in the limits (exp overflows to inf or underflows to 0).
+    return 1.0 - 2.0 / (tl.exp(2.0 * u) + 1.0)
+
+
+@triton.jit
+def _load_logits(ptrs, mask, softcap, SOFTCAP: tl.constexpr):
+    """float32 logits, soft-capped (``softcap * tanh(x / softcap)``) when SOFTCAP; -inf where masked."""
+    x = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+    if SOFTCAP:
+        x = softcap * _tanh(x / softcap)
+    return tl.where(mask, x, float("-inf"))
+
+
+@triton.jit
+def _logit_grad(x, lse, is_target, scale, softcap, z_loss, SOFTCAP: tl.constexpr, Z_LOSS: tl.constexpr):
+    """d(row loss * scale)/d(raw logit) for (capped) logits ``x`` of a row with log-sum-exp ``lse``."""
+    p = tl.exp(x - lse)
+    if Z_LOSS:  # d(z * lse^2)/dx = 2 z lse p
+        p = p * (1.0 + 2.0 * z_loss * lse)
+    grad = (p - tl.where(is_target, 1.0, 0.0)) * scale
+    if SOFTCAP:  # chain rule through softcap * tanh(raw / softcap)
+        capped = x / softcap
+        grad = grad * (1.0 - capped * capped)
+    return grad
 
 
 @triton.jit
 def _cross_entropy_kernel(
-    LOGITS, GRAD, TARGETS, LOSS, NUM_VALID, stride_logits, stride_grad, n_cols, ignore_index,
-    BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr, WRITE_GRAD: tl.constexpr,
+    LOGITS, GRAD, TARGETS, LOSS, NUM_VALID, stride_logits, stride_grad, n_cols, ignore_index, softcap, z_loss,
+    BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr, WRITE_GRAD: tl.constexpr, SOFTCAP: tl.constexpr,
+    Z_LOSS: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     logits_row = LOGITS + row * stride_logits
@@ -72,19 +108,19 @@ def _cross_entropy_kernel(
     ignored = target == ignore_index
     in_range = (target >= 0) & (target < n_cols)
     target_logit = tl.load(logits_row + target, mask=in_range & (~ignored), other=0.0).to(tl.float32)
+    if SOFTCAP:
+        target_logit = softcap * _tanh(target_logit / softcap)
     cols = tl.arange(0, BLOCK)
     if SINGLE_PASS:
         mask = cols < n_cols
-        x = tl.load(logits_row + cols, mask=mask, other=float("-inf")).to(tl.float32)
+        x = _load_logits(logits_row + cols, mask, softcap, SOFTCAP)
         row_max = tl.max(x, axis=0)
-        e = tl.exp(x - row_max)
-        row_sum = tl.sum(e, axis=0)
+        row_sum = tl.sum(tl.exp(x - row_max), axis=0)
     else:
         lane_max = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
         lane_sum = tl.zeros([BLOCK], dtype=tl.float32)
         for start in range(0, n_cols, BLOCK):
-            mask = start + cols < n_cols
-            x = tl.load(logits_row + start + cols, mask=mask, other=float("-inf")).to(tl.float32)
+            x = _load_logits(logits_row + start + cols, start + cols < n_cols, softcap, SOFTCAP)
             new_max = tl.maximum(lane_max, x)
             safe_max = tl.where(new_max == float("-inf"), 0.0, new_max)
             lane_sum = lane_sum * tl.exp(lane_max - safe_max) + tl.exp(x - safe_max)
@@ -92,20 +128,23 @@ def _cross_entropy_kernel(
         row_max = tl.max(lane_max, axis=0)
         row_sum = tl.sum(lane_sum * tl.exp(lane_max - row_max), axis=0)
     lse = row_max + tl.log(row_sum)
-    loss = tl.where(ignored, 0.0, lse - target_logit)
+    loss = lse - target_logit
+    if Z_LOSS:
+        loss += z_loss * lse * lse
+    loss = tl.where(ignored, 0.0, loss)
     loss = tl.where(in_range | ignored, loss, float("nan"))
     tl.store(LOSS + row, loss)
     if WRITE_GRAD:
-        # d(mean loss)/d(logits) = (softmax - onehot(target)) / num_valid; zero for ignored rows.
+        # Gradient of the mean loss over num_valid positions; zero for ignored rows.
         scale = tl.where(ignored, 0.0, 1.0 / tl.load(NUM_VALID))
         if SINGLE_PASS:
-            grad = (e / row_sum - tl.where(cols == target, 1.0, 0.0)) * scale
+            grad = _logit_grad(x, lse, cols == target, scale, softcap, z_loss, SOFTCAP, Z_LOSS)
             tl.store(grad_row + cols, grad.to(GRAD.dtype.element_ty), mask=mask)
         else:
             for start in range(0, n_cols, BLOCK):
                 mask = start + cols < n_cols
-                x = tl.load(logits_row + start + cols, mask=mask, other=float("-inf")).to(tl.float32)
-                grad = (tl.exp(x - lse) - tl.where(start + cols == target, 1.0, 0.0)) * scale
+                x = _load_logits(logits_row + start + cols, mask, softcap, SOFTCAP)
+                grad = _logit_grad(x, lse, start + cols == target, scale, softcap, z_loss, SOFTCAP, Z_LOSS)
                 tl.store(grad_row + start + cols, grad.to(GRAD.dtype.element_ty), mask=mask)
 
 
@@ -162,7 +201,7 @@ def count_valid(targets: torch.Tensor, ignore_index: int) -> torch.Tensor:
 
 def cross_entropy_forward(
     logits2d: torch.Tensor, targets1d: torch.Tensor, ignore_index: int, num_valid: torch.Tensor,
-    grad_out: torch.Tensor | None = None,
+    grad_out: torch.Tensor | None = None, softcap: float = 0.0, z_loss: float = 0.0,
 ) -> torch.Tensor:
     """Launch the loss kernel on (rows, vocab) logits; returns per-row losses (float32).
 
@@ -182,9 +221,9 @@ def cross_entropy_forward(
     grad = logits2d if grad_out is None else grad_out
     _cross_entropy_kernel[(n_rows,)](
         logits2d, grad, targets1d.contiguous(), losses, num_valid, logits2d.stride(0), grad.stride(0),
-        n_cols, ignore_index,
+        n_cols, ignore_index, float(softcap), float(z_loss),
         BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, WRITE_GRAD=grad_out is not None,
-        num_warps=blocks.num_warps,
+        SOFTCAP=softcap > 0, Z_LOSS=z_loss != 0, num_warps=blocks.num_warps,
     )
     return losses
 
@@ -193,7 +232,9 @@ class CrossEntropyFunction(torch.autograd.Function):
     """Mean cross-entropy whose logits gradient is computed in the forward kernel."""
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, ignore_index: int, softcap: float = 0.0,
+                z_loss: float = 0.0) -> torch.Tensor:
+        _check_loss_options(softcap, z_loss)
         check_float("logits", logits)
         if logits.dim() < 1 or logits.shape[-1] == 0:
             raise ValueError(f"logits must have a non-empty vocab dimension, got shape {tuple(logits.shape)}")
@@ -204,7 +245,7 @@ class CrossEntropyFunction(torch.autograd.Function):
         targets1d = targets.reshape(-1)  # (tokens,)
         num_valid = count_valid(targets1d, ignore_index)
         grad = torch.empty_like(logits2d, memory_format=torch.contiguous_format) if ctx.needs_input_grad[0] else None
-        losses = cross_entropy_forward(logits2d, targets1d, ignore_index, num_valid, grad)
+        losses = cross_entropy_forward(logits2d, targets1d, ignore_index, num_valid, grad, softcap, z_loss)
         ctx.save_for_backward(grad)
         ctx.logits_shape, ctx.grads_consumed = logits.shape, False
         return losses.sum() / num_valid
@@ -212,14 +253,16 @@ class CrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
         (grad,) = _take_stored_grads(ctx)
-        return scale_by_upstream_(grad, grad_loss).view(ctx.logits_shape), None, None
+        return scale_by_upstream_(grad, grad_loss).view(ctx.logits_shape), None, None, None, None
 
 
 class LinearCrossEntropyFunction(torch.autograd.Function):
     """Mean cross-entropy of ``hidden @ weight.T``, computed chunk by chunk over the tokens."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, ignore_index: int, chunk_tokens: int | None = None):
+    def forward(ctx, hidden, weight, targets, ignore_index: int, softcap: float = 0.0, z_loss: float = 0.0,
+                chunk_tokens: int | None = None):
+        _check_loss_options(softcap, z_loss)
         _check_linear_inputs(hidden, weight, targets)
         h2d = hidden.reshape(-1, hidden.shape[-1])  # (tokens, hidden_dim)
         targets1d = targets.reshape(-1)  # (tokens,)
@@ -236,7 +279,7 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
             logits = h_chunk @ weight.t()  # (chunk, vocab); overwritten by its gradient below
             grad = logits if (want_dh or want_dw) else None
             losses[start : start + chunk] = cross_entropy_forward(
-                logits, targets1d[start : start + chunk], ignore_index, num_valid, grad
+                logits, targets1d[start : start + chunk], ignore_index, num_valid, grad, softcap, z_loss
             )
             if want_dh:
                 torch.matmul(logits, weight, out=dh[start : start + chunk])
@@ -251,7 +294,14 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         dh, dw = _take_stored_grads(ctx)
         dhidden = None if dh is None else scale_by_upstream_(dh, grad_loss).view(ctx.hidden_shape)
         dweight = None if dw is None else scale_by_upstream_(dw, grad_loss)
-        return dhidden, dweight, None, None, None
+        return dhidden, dweight, None, None, None, None, None
+
+
+def _check_loss_options(softcap: float, z_loss: float) -> None:
+    if not softcap >= 0:
+        raise ValueError(f"softcap must be >= 0 (0 = off), got {softcap}")
+    if not z_loss >= 0:
+        raise ValueError(f"z_loss must be >= 0 (0 = off), got {z_loss}")
 
 
 def _check_linear_inputs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> None:
@@ -267,31 +317,36 @@ def _check_linear_inputs(hidden: torch.Tensor, weight: torch.Tensor, targets: to
     _check_targets(targets, hidden.shape[:-1], hidden.device)
 
 
-
 # The Triton entry points run eagerly under torch.compile (a clean graph break): the kernels are
 # already fused, and their forward-computed gradients keep state the compiler should not trace.
 @torch.compiler.disable
-def _cross_entropy_triton(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int) -> torch.Tensor:
+def _cross_entropy_triton(logits, targets, ignore_index: int, softcap: float, z_loss: float) -> torch.Tensor:
     with torch.autocast(logits.device.type, enabled=False):
-        return CrossEntropyFunction.apply(logits, targets, ignore_index)
+        return CrossEntropyFunction.apply(logits, targets, ignore_index, softcap, z_loss)
 
 
 @torch.compiler.disable
-def _linear_cross_entropy_triton(hidden, weight, targets, ignore_index: int) -> torch.Tensor:
+def _linear_cross_entropy_triton(hidden, weight, targets, ignore_index: int, softcap: float,
+                                 z_loss: float) -> torch.Tensor:
     if hidden.is_floating_point() and weight.is_floating_point():
         dtype = compute_dtype(hidden.device, hidden, weight)
         hidden, weight = hidden.to(dtype), weight.to(dtype)
     with torch.autocast(hidden.device.type, enabled=False):
-        return LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, None)
+        return LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, softcap, z_loss, None)
 
 
 def cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100, backend: str = "auto"
+    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100, backend: str = "auto", *,
+    softcap: float = 0.0, z_loss: float = 0.0,
 ) -> torch.Tensor:
-    """Mean cross-entropy of (..., vocab) ``logits`` against (...) ``targets``, skipping ``ignore_index``."""
+    """Mean cross-entropy of (..., vocab) ``logits`` against (...) ``targets``, skipping ``ignore_index``.
+
+    ``softcap`` (> 0: logits become ``softcap * tanh(logits / softcap)``) and ``z_loss`` (adds
+    ``z_loss * logsumexp^2`` per position) are fused into the Triton kernel.
+    """
     if resolve_backend(backend, logits.device) == "triton":
-        return _cross_entropy_triton(logits, targets, ignore_index)
-    return cross_entropy_reference(logits, targets, ignore_index)
+        return _cross_entropy_triton(logits, targets, ignore_index, softcap, z_loss)
+    return cross_entropy_reference(logits, targets, ignore_index, softcap=softcap, z_loss=z_loss)
 
 
 def linear_cross_entropy(
@@ -300,12 +355,16 @@ def linear_cross_entropy(
     targets: torch.Tensor,
     ignore_index: int = -100,
     backend: str = "auto",
+    *,
+    softcap: float = 0.0,
+    z_loss: float = 0.0,
 ) -> torch.Tensor:
     """``cross_entropy(hidden @ weight.T, targets)`` without holding all the logits at once (Triton).
 
     The Triton path runs the LM head in one dtype: under autocast the autocast dtype (as the
-    autocast linear layer would), otherwise the promoted dtype of hidden and weight.
+    autocast linear layer would), otherwise the promoted dtype of hidden and weight. ``softcap``
+    and ``z_loss`` as in ``cross_entropy``.
     """
     if resolve_backend(backend, hidden.device) == "triton":
-        return _linear_cross_entropy_triton(hidden, weight, targets, ignore_index)
-    return linear_cross_entropy_reference(hidden, weight, targets, ignore_index)
+        return _linear_cross_entropy_triton(hidden, weight, targets, ignore_index, softcap, z_loss)
+    return linear_cross_entropy_reference(hidden, weight, targets, ignore_index, softcap=softcap, z_loss=z_loss)

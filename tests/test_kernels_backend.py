@@ -85,7 +85,7 @@ def test_cross_entropy_launcher_rejects_bad_inputs(device):
                                      backend="triton")
     hidden, weight = torch.randn(4, 6, device=device), torch.randn(10, 6, device=device).half()
     with pytest.raises(TypeError, match="share one dtype"):  # the launcher takes one dtype ...
-        LinearCrossEntropyFunction.apply(hidden, weight, good, -100, None)
+        LinearCrossEntropyFunction.apply(hidden, weight, good, -100)
     # ... and the public function promotes mixed inputs (where a plain matmul would refuse them)
     torch.testing.assert_close(kernels.linear_cross_entropy(hidden, weight, good, backend="triton"),
                                kernels.linear_cross_entropy_reference(hidden, weight.float(), good))

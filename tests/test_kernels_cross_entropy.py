@@ -52,6 +52,49 @@ def test_cross_entropy_matches_reference_and_builtin(device, shape, vocab, dtype
     assert_all_close(got[1], ref[1], atol, rtol, ["dlogits"])
 
 
+def _builtin_capped_loss(logits, targets, softcap, z_loss):
+    """Soft-capping and z-loss composed from torch built-ins (tanh, logsumexp, F.cross_entropy)."""
+    logits = logits.reshape(-1, logits.shape[-1])
+    targets = targets.reshape(-1)
+    capped = softcap * torch.tanh(logits / softcap) if softcap else logits
+    keep = targets != IGNORE
+    lse = torch.logsumexp(capped, dim=-1)
+    return F.cross_entropy(capped, targets, ignore_index=IGNORE) + z_loss * (lse.pow(2) * keep).sum() / keep.sum()
+
+
+@pytest.mark.parametrize("softcap, z_loss", [(30.0, 0.0), (0.0, 1e-3), (15.0, 1e-2)], ids=str)
+@pytest.mark.parametrize("vocab", [300, 70_001])
+def test_cross_entropy_softcap_and_z_loss(device, softcap, z_loss, vocab):
+    gen = torch.Generator().manual_seed(vocab + int(softcap))
+    logits = (20 * torch.randn(4, vocab, generator=gen)).to(device)  # large: the cap matters
+    targets = _targets((4,), vocab, gen).to(device)
+    got = output_and_grads(lambda x: cross_entropy(x, targets, IGNORE, backend="triton", softcap=softcap,
+                                                   z_loss=z_loss), [logits])
+    ref = output_and_grads(lambda x: cross_entropy_reference(x, targets, IGNORE, softcap=softcap, z_loss=z_loss),
+                           [logits])
+    builtin = output_and_grads(lambda x: _builtin_capped_loss(x, targets, softcap, z_loss), [logits])
+    assert_all_close([got[0], *got[1]], [ref[0], *ref[1]], 2e-5, 2e-5, ["loss", "dlogits"])
+    assert_all_close([got[0], *got[1]], [builtin[0], *builtin[1]], 2e-5, 2e-5, ["loss", "dlogits"])
+
+
+@pytest.mark.parametrize("dtype, atol, rtol", DTYPES[:2])
+def test_linear_cross_entropy_softcap_and_z_loss(device, dtype, atol, rtol):
+    gen = torch.Generator().manual_seed(3)
+    hidden = torch.randn(9, 24, generator=gen).to(device)
+    weight = (3 * torch.randn(301, 24, generator=gen)).to(device)
+    targets = _targets((9,), 301, gen).to(device)
+    options = dict(softcap=30.0, z_loss=1e-3)
+    got = output_and_grads(lambda h, w: LinearCrossEntropyFunction.apply(h, w, targets, IGNORE, 30.0, 1e-3, 4),
+                           [hidden, weight], None, dtype)
+    ref = output_and_grads(lambda h, w: linear_cross_entropy_reference(h, w, targets, IGNORE, **options),
+                           [hidden, weight], None, dtype)
+    builtin = output_and_grads(lambda h, w: _builtin_capped_loss(h @ w.t(), targets, **options),
+                               [hidden.to(dtype), weight.to(dtype)], None, torch.float32)
+    names = ["loss", "dhidden", "dweight"]
+    assert_all_close([got[0], *got[1]], [ref[0], *ref[1]], atol, rtol, names)
+    assert_all_close([got[0], *got[1]], [builtin[0], *builtin[1]], atol, rtol, names)
+
+
 def test_cross_entropy_ignored_rows_get_zero_gradient_and_all_ignored_is_nan(device):
     logits = torch.randn(4, 50, device=device, requires_grad=True)
     targets = torch.tensor([3, IGNORE, 7, IGNORE], device=device)
@@ -89,7 +132,7 @@ def test_linear_cross_entropy_matches_reference_and_builtin(device, tokens, hidd
     targets = _targets((tokens,), vocab, gen, ignore_every=4).to(device)
 
     upstream = torch.tensor(0.6, device=device)  # the loss is scaled (e.g. gradient accumulation)
-    got = output_and_grads(lambda h, w: LinearCrossEntropyFunction.apply(h, w, targets, IGNORE, chunk),
+    got = output_and_grads(lambda h, w: LinearCrossEntropyFunction.apply(h, w, targets, IGNORE, 0.0, 0.0, chunk),
                            [hidden, weight], upstream, dtype)
     ref = output_and_grads(lambda h, w: linear_cross_entropy_reference(h, w, targets, IGNORE), [hidden, weight],
                            upstream, dtype)

@@ -99,7 +99,7 @@ def cpu_preset() -> Preset:
                         kernels="torch")
     train = TrainConfig(model=model, batch_size=16, max_iters=None, budget_seconds=420.0,
                         schedule="cosine", max_lr=2e-3, min_lr=2e-4, warmup_fraction=0.03,
-                        weight_decay=0.1, eval_interval=150, eval_iters=8, log_interval=10,
+                        weight_decay=0.1, eval_interval=50, eval_iters=8, log_interval=10,
                         checkpoint_interval=500, device="cpu", dtype="fp32", compile=False, progress=True)
     # Shared corpora are large: 7 CPU minutes see at most ~2.5M tokens (~8 MB), so encode the first 20 MB,
     # and keep the validation set small enough to evaluate entirely (~0.15M tokens, ~20 s).

@@ -163,7 +163,7 @@ def plot_val_loss_vs_minutes(
     ax.plot(minutes, losses, "o-", color="tab:orange", ms=3, label="validation loss")
     for i, (label, value) in enumerate((reference_lines or {}).items()):
         ax.axhline(value, ls="--", color=f"C{i + 2}", lw=1, label=f"{label} = {value:.3f}")
-    _finish(ax, "wall-clock minutes", "loss (nats/token)", title)
+    _finish(ax, "training minutes (periodic evaluation excluded)", "loss (nats/token)", title)
     return _save(fig, out)
 
 

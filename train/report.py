@@ -169,7 +169,7 @@ def plot_val_loss_vs_minutes(
 
 def plot_overlay(
     curves: dict[str, tuple[Sequence[float], Sequence[float]]], out: str | os.PathLike, title: str,
-    xlabel: str = "wall-clock minutes", ylabel: str = "validation loss (nats/token)", ylim: tuple | None = None,
+    xlabel: str = "training minutes", ylabel: str = "validation loss (nats/token)", ylim: tuple | None = None,
 ) -> Path:
     """One line per run (label -> (x, y)), e.g. the val curves of a learning-rate sweep."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))

@@ -234,16 +234,22 @@ def test_cross_entropy(benchmark):
     run_case(case, benchmark)
 
 
-@pytest.mark.parametrize("hidden_dim", [768, 2048])
-def test_linear_cross_entropy(benchmark, hidden_dim):
+@pytest.mark.parametrize("hidden_dim, softcap", [(768, 0.0), (2048, 0.0), (768, 30.0)], ids=str)
+def test_linear_cross_entropy(benchmark, hidden_dim, softcap):
     tokens, vocab = 8192, 50304
     hidden = _randn(tokens, hidden_dim)
     weight = _randn(vocab, hidden_dim, scale=hidden_dim**-0.5)
     targets = torch.randint(0, vocab, (tokens,), device="cuda")
     matmul = 2 * tokens * hidden_dim * vocab
-    case = Case("linear_cross_entropy", f"{tokens}x{hidden_dim}->{vocab} bf16", [hidden, weight, targets],
-                _four_providers(lambda h, w, t: kernels.linear_cross_entropy(h, w, t, backend="triton"),
-                                kernels.linear_cross_entropy_reference,
-                                lambda h, w, t: F.cross_entropy(F.linear(h, w), t)),
+
+    def builtin(h, w, t):
+        logits = F.linear(h, w)
+        return F.cross_entropy(softcap * torch.tanh(logits / softcap) if softcap else logits, t)
+
+    case = Case("linear_cross_entropy" + (f"-softcap{softcap:g}" if softcap else ""),
+                f"{tokens}x{hidden_dim}->{vocab} bf16", [hidden, weight, targets],
+                _four_providers(
+                    lambda h, w, t: kernels.linear_cross_entropy(h, w, t, backend="triton", softcap=softcap),
+                    lambda h, w, t: kernels.linear_cross_entropy_reference(h, w, t, softcap=softcap), builtin),
                 flops={"fwd": matmul, "bwd": 2 * matmul, "fwd+bwd": 3 * matmul})
     run_case(case, benchmark)

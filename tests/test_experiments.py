@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -79,6 +80,9 @@ def test_an_interrupted_sweep_resumes_skipping_finished_runs_and_resuming_partia
     third = FakeTrainer()
     run_sweep(sweep, third)
     assert third.calls == []
+    changed = Sweep("resume", tmp_path / "sweep", replace(_base(tmp_path), batch_size=4), runs)
+    with pytest.raises(ValueError, match="different configuration .*batch_size"):
+        run_sweep(changed, FakeTrainer())
 
 
 def test_a_real_lr_sweep_records_a_diverging_run(tmp_path):

@@ -44,14 +44,16 @@ ABLATIONS = {
 CPU_MAX_BATCH = 128  # on a CPU the "memory limit" is time: batches beyond this see too few steps
 
 
-def experiment_base(budget_seconds: float = 45.0) -> TrainConfig:
-    """The small model every experiment run trains: 4 x 128, context 64, on 2 CPU cores ~10k
-    tokens/s, so a 45 s run sees ~0.4M tokens: enough to separate good settings from bad."""
+def experiment_base(steps: int | None = 150, budget_seconds: float | None = None) -> TrainConfig:
+    """The small model every experiment run trains: 4 x 128, context 64, batch 16 (1,024 tokens
+    per step). By default each run takes a fixed number of steps, so runs compare at equal tokens
+    even when the shared CPU's speed varies from run to run; ``budget_seconds`` instead gives
+    every run the same training time (what the batch-size question asks about)."""
     model = ModelConfig(vocab_size=2048, context_length=64, d_model=128, num_layers=4, num_heads=4,
                         kernels="auto")
-    return TrainConfig(model=model, batch_size=16, max_iters=None, budget_seconds=budget_seconds,
-                       schedule="cosine", max_lr=3e-3, min_lr=3e-4, warmup_fraction=0.05,
-                       eval_interval=40, eval_iters=8, log_interval=5, checkpoint_interval=100,
+    return TrainConfig(model=model, batch_size=16, max_iters=None if budget_seconds else steps,
+                       budget_seconds=budget_seconds, schedule="cosine", max_lr=3e-3, min_lr=3e-4,
+                       warmup_fraction=0.05, eval_interval=25, eval_iters=8, log_interval=5, checkpoint_interval=50,
                        progress=False, seed=0)
 
 
@@ -96,8 +98,10 @@ def build_sweep(kind: str, args: argparse.Namespace, base: TrainConfig) -> Sweep
     runs = {"lr-sweep": lambda: lr_sweep_runs(values), "batch-size": lambda: batch_size_runs(values, base),
             "ablations": lambda: ablation_runs(values)}[kind]()
     titles = {"lr-sweep": "Learning-rate sweep", "batch-size": "Batch-size sweep", "ablations": "Architecture ablations"}
-    title = f"{titles[kind]} ({args.data or 'stories'}, {base.budget_seconds:g} s each)"
-    return Sweep(title, Path(args.out) / kind, base, runs, plot_name=f"{kind}.png", table_name=f"{kind}.md")
+    length = f"{base.budget_seconds:g} s of training each" if base.budget_seconds else f"{base.max_iters} steps each"
+    title = f"{titles[kind]} ({args.data or 'stories'}, {length})"
+    return Sweep(title, Path(args.out) / kind, base, runs, plot_name=f"{kind}.png", table_name=f"{kind}.md",
+                 x_axis="minutes" if base.budget_seconds else "tokens")
 
 
 def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainConfig:
@@ -106,7 +110,8 @@ def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainCo
                             train_bytes=args.train_bytes, val_bytes=args.val_bytes,
                             story_train_bytes=args.train_bytes or 10_000_000, story_val_bytes=args.val_bytes or 300_000)
     data = prepare_data(args.data, args.val_data, settings)
-    base = experiment_base(parse_duration(args.budget))
+    budget = args.budget or ("40s" if args.kind == "batch-size" else None)
+    base = experiment_base(args.steps, parse_duration(budget) if budget else None)
     base = apply_overrides(base, {"train_data": str(data.train_tokens), "val_data": str(data.val_tokens),
                                   "model.vocab_size": padded_vocab_size(data.vocab_size)})
     return apply_overrides(base, overrides)
@@ -118,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "unicode", "lr-toy", "adamw-accounting"])
     parser.add_argument("--data", default=None, help="training data: stories (default), gutenberg, imdb, a text or token file")
     parser.add_argument("--val-data", default=None, help="validation data (default: the matching split)")
-    parser.add_argument("--budget", default="45s", help="training time per run (default 45s)")
+    parser.add_argument("--steps", type=int, default=150, help="optimizer steps per run (default 150)")
+    parser.add_argument("--budget", default=None,
+                        help="training time per run instead of --steps (default for batch-size: 40s)")
     parser.add_argument("--values", default=None, help="comma-separated run values (learning rates, batch sizes, ablation names)")
     parser.add_argument("--out", default="runs/experiments", help="sweep folder (default runs/experiments)")
     parser.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary for text data")

@@ -95,15 +95,15 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def val_curve(metrics: Iterable[dict]) -> tuple[list[float], list[float]]:
-    """(minutes, val loss) of the records that carry a validation loss."""
-    minutes, losses = [], []
+def val_curve(metrics: Iterable[dict], x_axis: str = "minutes") -> tuple[list[float], list[float]]:
+    """(x, val loss) of the records that carry a validation loss; x is training minutes
+    (``elapsed_s``) or millions of tokens seen (``x_axis="tokens"``)."""
+    xs, losses = [], []
     for record in metrics:
         if _finite(record.get("val_loss")):
-            seconds = record.get("elapsed_s", record.get("wall_clock", record.get("time", 0.0)))
-            minutes.append(float(seconds) / 60.0)
+            xs.append(record.get("tokens", 0) / 1e6 if x_axis == "tokens" else record.get("elapsed_s", 0.0) / 60.0)
             losses.append(float(record["val_loss"]))
-    return minutes, losses
+    return xs, losses
 
 
 def best_val_loss(metrics: Iterable[dict]) -> float | None:

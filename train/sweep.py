@@ -54,6 +54,7 @@ class Sweep:
     runs: Sequence[RunSpec]
     plot_name: str = "overlay.png"
     table_name: str = "table.md"
+    x_axis: str = "minutes"  # overlay x axis: "minutes" (training time) or "tokens" (seen, millions)
 
     def run_dir(self, spec: RunSpec) -> Path:
         return self.out_dir / "runs" / spec.name
@@ -77,6 +78,7 @@ def run_sweep(sweep: Sweep, trainer: Trainer = default_trainer) -> list[dict]:
     for i, spec in enumerate(sweep.runs, start=1):
         run_dir = sweep.run_dir(spec)
         existing = read_result(run_dir)
+        check_same_config(sweep, spec, existing, run_dir)
         if existing is not None:
             print(f"[{i}/{len(sweep.runs)}] {spec.label}: already {existing['status']}, skipped")
             results.append(existing)
@@ -88,6 +90,27 @@ def run_sweep(sweep: Sweep, trainer: Trainer = default_trainer) -> list[dict]:
         results.append(result)
     write_sweep_outputs(sweep, results)
     return results
+
+
+def run_config(sweep: Sweep, spec: RunSpec) -> dict:
+    """The training config of one run, as a dict, without the fields that vary between attempts."""
+    cfg = apply_overrides(sweep.base, {**spec.overrides, "out_dir": str(sweep.run_dir(spec))})
+    config = {k: v for k, v in cfg.to_dict().items() if k not in ("resume", "overwrite", "progress")}
+    return json.loads(json.dumps(config))  # as it reads back from result.json (tuples -> lists)
+
+
+def check_same_config(sweep: Sweep, spec: RunSpec, existing: dict | None, run_dir: Path) -> None:
+    """Refuse to resume a sweep folder whose runs were made with another configuration."""
+    if existing is None or "config" not in existing:
+        return
+    try:
+        current = run_config(sweep, spec)
+    except Exception:  # noqa: BLE001 - an invalid config is recorded as crashed when it runs
+        return
+    if existing["config"] != current:
+        changed = sorted(k for k in set(current) | set(existing["config"]) if current.get(k) != existing["config"].get(k))
+        raise ValueError(f"{run_dir} holds a run made with a different configuration ({', '.join(changed)}); "
+                         "resume it with the same options, or choose another --out")
 
 
 def execute_run(sweep: Sweep, spec: RunSpec, resume: bool, trainer: Trainer) -> dict:
@@ -110,6 +133,10 @@ def execute_run(sweep: Sweep, spec: RunSpec, resume: bool, trainer: Trainer) -> 
         status, note = "crashed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         write_text_atomic(run_dir / "error.txt", traceback.format_exc())
     result = summarise_run(spec, run_dir, summary, status, note)
+    try:
+        result["config"] = run_config(sweep, spec)
+    except Exception:  # noqa: BLE001 - the config itself was the crash
+        result["config"] = None
     write_json_atomic(run_dir / RESULT_FILE, result)
     return result
 
@@ -154,12 +181,14 @@ def write_sweep_outputs(sweep: Sweep, results: list[dict]) -> tuple[Path, Path]:
     curves = {}
     for spec, result in zip(sweep.runs, results):
         metrics = read_metrics(sweep.run_dir(spec) / "metrics.jsonl") if (sweep.run_dir(spec) / "metrics.jsonl").exists() else []
-        x, y = val_curve([m for m in metrics if m.get("kind") == "val"])
+        x, y = val_curve([m for m in metrics if m.get("kind") == "val"], sweep.x_axis)
         tag = "" if result["status"] == "completed" else f" ({result['status']})"
         curves[f"{spec.label}{tag}"] = (x, y)
-    plot = plot_overlay(curves, sweep.out_dir / sweep.plot_name, sweep.title)
+    xlabel = "training minutes" if sweep.x_axis == "minutes" else "tokens seen (millions)"
+    plot = plot_overlay(curves, sweep.out_dir / sweep.plot_name, sweep.title, xlabel=xlabel)
     table = markdown_table(results, COLUMNS, HEADERS)
     write_text_atomic(sweep.out_dir / sweep.table_name, f"## {sweep.title}\n\n{table}\n\n![{sweep.title}]({sweep.plot_name})\n")
     write_json_atomic(sweep.out_dir / "results.json", {"title": sweep.title, "base": dataclasses.asdict(sweep.base),
-                                                      "results": results, "metadata": run_metadata()})
+                                                      "results": [{k: v for k, v in r.items() if k != "config"} for r in results],
+                                                      "metadata": run_metadata()})
     return plot, sweep.out_dir / sweep.table_name

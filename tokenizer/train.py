@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tokenizer.chunks import DEFAULT_CHUNK_BYTES, plan_chunks
+from tokenizer.chunks import DEFAULT_CHUNK_BYTES, default_workers, plan_chunks
 from tokenizer.inputs import cli_main, read_chunk
 from tokenizer.merges import learn_merges
 from tokenizer.pretokenize import validate_special_tokens
@@ -84,6 +84,7 @@ def main(argv=None) -> int:
         "vocab_size": len(vocab),
         "merges": len(merges),
         "distinct_pretokens": distinct,
+        "workers": args.workers if args.workers is not None else default_workers(),
         "times": {k: round(v, 3) for k, v in times.items()},
         "peak_rss": peak_rss_mb(),
         "longest_tokens": [t.decode("utf-8", errors="replace") for t in longest],
@@ -98,7 +99,8 @@ def print_summary(s: dict, out: Path) -> None:
     t = s["times"]
     print(f"\ntrained {s['vocab_size']} tokens ({s['merges']} merges) from {s['distinct_pretokens']:,} distinct pre-tokens")
     print(f"  pre-tokenise {t['pretokenise_s']:.2f} s | merge {t['merge_s']:.2f} s | save {t['save_s']:.2f} s")
-    print(f"  peak RSS: main {s['peak_rss']['main_mb']:.0f} MB, largest worker {s['peak_rss']['largest_worker_mb']:.0f} MB")
+    workers = "" if s["workers"] == 1 else f", largest worker {s['peak_rss']['largest_worker_mb']:.0f} MB"
+    print(f"  peak RSS: main {s['peak_rss']['main_mb']:.0f} MB{workers}")
     print(f"  longest tokens: {', '.join(repr(x) for x in s['longest_tokens'])}")
     print(f"  bytes/token on a sample: {s['bytes_per_token_sample']:.3f}")
     print(f"  wrote {out}/vocab.json, merges.txt, special_tokens.json, train_summary.json")

@@ -84,7 +84,7 @@ def test_run_writes_its_folder_and_learns(tmp_path, token_files):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_checkpoints_and_resume_reproduces_the_uninterrupted_run(tmp_path, token_files, signum):
+def test_signal_checkpoints_and_resume_reproduces_the_uninterrupted_run(tmp_path, token_files, signum, capsys):
     reference = run_training(small_config(tmp_path / "a", token_files, grad_accum_steps=2))
 
     def interrupt_at_step_6(record):
@@ -97,6 +97,7 @@ def test_signal_checkpoints_and_resume_reproduces_the_uninterrupted_run(tmp_path
     assert read_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")["iteration"] == 6
     cfg.resume = True
     second = run_training(cfg)
+    assert "changed settings" not in capsys.readouterr().err
     assert second["status"] == "completed" and second["steps"] == reference["steps"] == 12
     a, b = tmp_path / "a" / "run", tmp_path / "b" / "run"
     assert train_losses(b) == train_losses(a)  # exactly, step for step
@@ -147,6 +148,13 @@ def test_gradient_accumulation_equals_the_large_batch(tmp_path, token_files):
     assert big["tokens"] == acc["tokens"]
     np.testing.assert_allclose(train_losses(tmp_path / "acc" / "run"), train_losses(tmp_path / "big" / "run"),
                                rtol=1e-5)
+
+
+def test_resume_with_changed_settings_says_so(tmp_path, token_files, capsys):
+    run_training(small_config(tmp_path, token_files, max_iters=2))
+    resumed = run_training(small_config(tmp_path, token_files, max_iters=4, max_lr=2e-2, resume=True))
+    assert resumed["steps"] == 4
+    assert "changed settings (max_iters: 2 -> 4, max_lr: 0.01 -> 0.02)" in capsys.readouterr().err
 
 
 def test_guard_rails(tmp_path, token_files):

@@ -86,7 +86,7 @@ class Trainer:
                                            seed=cfg.seed, rank=info.rank, world_size=info.world_size)
         self.state = RunState()
         if cfg.resume:
-            self.state, sampler_state = resume_from_checkpoint(self.run_dir, self.model, self.optimizer)
+            self.state, sampler_state = resume_from_checkpoint(self.run_dir, self.model, self.optimizer, cfg)
             self.sampler.load_state_dict(sampler_state)
         self.loss_fn = self._wrap(LossModule(self.model, cfg.z_loss))
         self.autocast = autocast_context(cfg, device)

@@ -6,6 +6,7 @@ Kept apart from the step loop (``train.loop``) so each reads on its own.
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,11 +86,31 @@ def build_model_and_optimizer(cfg: TrainConfig, device: torch.device) -> tuple[T
     return model, optimizer
 
 
-def resume_from_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: AdamW) -> tuple[RunState, dict]:
-    """Load model, optimizer and RNG states; return the run counters and the sampler state."""
+# Settings a resumed run may change without changing what it computes.
+_RESUME_NEUTRAL = frozenset({"resume", "overwrite", "progress", "logger", "wandb_project", "wandb_mode",
+                             "log_interval", "checkpoint_interval", "eval_interval", "out_dir"})
+
+
+def changed_settings(saved: dict, current: dict) -> dict[str, tuple]:
+    """Training settings that differ from the checkpoint's (model fields are checked apart)."""
+    keys = (set(saved) | set(current)) - _RESUME_NEUTRAL - {"model"}
+    return {k: (saved.get(k), current.get(k)) for k in sorted(keys) if saved.get(k) != current.get(k)}
+
+
+def resume_from_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: AdamW,
+                           cfg: TrainConfig | None = None) -> tuple[RunState, dict]:
+    """Load model, optimizer and RNG states; return the run counters and the sampler state.
+    Training settings that differ from the checkpoint's are reported (the run then no longer
+    reproduces an uninterrupted one, which may be intended, e.g. a longer ``max_iters``)."""
     path = run_dir / CHECKPOINT_NAME
     payload = read_checkpoint(path)
     check_compatible(path, payload, unwrap_model(model))
+    saved_cfg = payload.get("extra", {}).get("train_config")
+    if cfg is not None and saved_cfg:
+        changes = changed_settings(saved_cfg, cfg.to_dict())
+        if changes:
+            listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items())
+            print(f"note: resuming {run_dir} with changed settings ({listed})", file=sys.stderr)
     unwrap_model(model).load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     restore_rng_state(payload["rng"])

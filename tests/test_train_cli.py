@@ -74,6 +74,11 @@ def test_command_line_presets_help_and_errors(capsys):
         assert isinstance(get_preset(name), TrainConfig)
     cfg, _ = config_from_args(["--preset", "gutenberg-cpu", "--model.num_layers=2", "--logger", "none"])
     assert cfg.model.num_layers == 2 and cfg.budget_seconds == 600
+    cfg, _ = config_from_args(["--kernels", "triton,attention=torch"])
+    assert cfg.model.kernels == "triton,attention=torch"
+    with pytest.raises(SystemExit):
+        config_from_args(["--kernels=cuda"])
+    assert "cuda" in capsys.readouterr().err
     assert main(["--preset=tiny", "--print-config", "--seed=5"]) == 0
     assert json.loads(capsys.readouterr().out)["seed"] == 5
     with pytest.raises(SystemExit) as exit_info:

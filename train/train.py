@@ -23,6 +23,8 @@ def build_parser(base: TrainConfig) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--preset", default="tiny", help=f"starting config: {', '.join(PRESETS)} (default: tiny)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    parser.add_argument("--kernels", default=None,
+                        help="kernel backends, shorthand for --model.kernels: auto, torch, triton, 'triton,attention=torch'")
     add_dataclass_arguments(parser, base)
     return parser
 
@@ -39,7 +41,8 @@ def config_from_args(argv: list[str]) -> tuple[TrainConfig, argparse.Namespace]:
     parser = build_parser(base)
     args, rest = parser.parse_known_args(argv)
     try:
-        overrides = {**overrides_from_namespace(args), **parse_overrides(rest, base)}
+        shorthand = {"model.kernels": args.kernels} if args.kernels else {}
+        overrides = {**shorthand, **overrides_from_namespace(args), **parse_overrides(rest, base)}
         return apply_overrides(base, overrides), args
     except ConfigError as e:
         parser.error(str(e))

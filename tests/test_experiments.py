@@ -110,7 +110,9 @@ def test_sweep_definitions_cover_the_assignment():
     assert overrides["silu-ffn"]["model.ffn"] == "silu"
     sizes = default_batch_sizes(TrainConfig(device="cpu"))
     assert sizes[0] == 1 and sizes == sorted(set(sizes)) and sizes[-1] >= 64
-    assert [r.overrides["batch_size"] for r in batch_size_runs(["1", "7"], TrainConfig())] == [1, 7]
+    runs = batch_size_runs(["1", "7", "512"], TrainConfig(batch_size=16, eval_iters=8))
+    assert [r.overrides["batch_size"] for r in runs] == [1, 7, 512]
+    assert [r.overrides["eval_iters"] for r in runs] == [128, 18, 1]  # ~128 evaluated sequences each
 
 
 def test_lr_toy_example_converges_at_1e2_and_diverges_at_1e3():

@@ -64,7 +64,11 @@ def lr_sweep_runs(values: list[str] | None) -> list[RunSpec]:
 
 def batch_size_runs(values: list[str] | None, base: TrainConfig) -> list[RunSpec]:
     sizes = [int(v) for v in values] if values else default_batch_sizes(base)
-    return [RunSpec(f"batch={b}", f"batch {b}", {"batch_size": b}) for b in sizes]
+    # Periodic evaluation draws eval_iters batches of the run's batch size: keep the number of
+    # evaluated sequences the same for every run (128), so small batches are not judged on noise.
+    eval_sequences = base.batch_size * base.eval_iters
+    return [RunSpec(f"batch={b}", f"batch {b}", {"batch_size": b, "eval_iters": max(1, eval_sequences // b)})
+            for b in sizes]
 
 
 def default_batch_sizes(base: TrainConfig) -> list[int]:

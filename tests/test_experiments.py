@@ -38,7 +38,9 @@ class FakeTrainer:
         Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
         if name in self.fail:
             raise self.fail[name]
-        losses = [5.5, 3.0, 2.0] if cfg.max_lr < 1 else [5.5, 6.0, 7.5]
+        losses = {True: [5.5, 3.0, 2.0], False: [5.5, 6.0, 7.5]}[cfg.max_lr < 1]
+        if cfg.max_lr == 3.0:
+            losses = [5.5, 9.0, 5.2]  # blew up, then recovered below the start
         with open(Path(cfg.out_dir) / "metrics.jsonl", "w") as f:
             for i, loss in enumerate(losses):
                 f.write(json.dumps({"kind": "val", "step": i * 10, "tokens": i * 100, "elapsed_s": i * 0.5, "val_loss": loss}) + "\n")
@@ -47,21 +49,23 @@ class FakeTrainer:
 
 def test_diverged_and_crashed_runs_are_recorded_and_the_sweep_goes_on(tmp_path):
     runs = [RunSpec("ok", "lr 1e-3", {"max_lr": 1e-3}), RunSpec("nan", "lr 10", {"max_lr": 10.0}),
-            RunSpec("worse", "lr 5", {"max_lr": 5.0}), RunSpec("boom", "bad config", {}),
+            RunSpec("worse", "lr 5", {"max_lr": 5.0}), RunSpec("spike", "lr 3", {"max_lr": 3.0}),
+            RunSpec("boom", "bad config", {}),
             RunSpec("invalid", "num_heads 3", {"model.num_heads": 3}), RunSpec("ok2", "lr 3e-3", {"max_lr": 3e-3})]
     trainer = FakeTrainer({"nan": NonFiniteLossError("loss became non-finite at step 7 (loss=nan); stopping"),
                            "boom": MemoryError("out of memory")})
     sweep = Sweep("test sweep", tmp_path / "sweep", _base(tmp_path), runs)
     results = {r["name"]: r for r in run_sweep(sweep, trainer)}
-    assert [c[0] for c in trainer.calls] == ["ok", "nan", "worse", "boom", "ok2"]  # invalid never trains
+    assert [c[0] for c in trainer.calls] == ["ok", "nan", "worse", "spike", "boom", "ok2"]  # invalid never trains
     assert results["ok"]["status"] == "completed" and results["ok"]["best_val_loss"] == 2.0
     assert results["nan"]["status"] == "diverged" and "non-finite" in results["nan"]["note"]
     assert results["worse"]["status"] == "diverged"  # finite, but ended worse than untrained
+    assert results["spike"]["status"] == "diverged" and "blew up" in results["spike"]["note"]
     assert results["boom"]["status"] == "crashed" and "MemoryError" in results["boom"]["note"]
     assert results["invalid"]["status"] == "crashed" and "num_heads" in results["invalid"]["note"]
     assert (tmp_path / "sweep" / "runs" / "boom" / "error.txt").read_text().count("MemoryError")
     table = (tmp_path / "sweep" / "table.md").read_text()
-    assert table.count("| diverged |") == 2 and table.count("| crashed |") == 2 and table.count("| completed |") == 2
+    assert table.count("| diverged |") == 3 and table.count("| crashed |") == 2 and table.count("| completed |") == 2
     assert (tmp_path / "sweep" / "overlay.png").stat().st_size > 0
 
 

@@ -89,7 +89,8 @@ def sweep_section(results_dir: Path, rel: str) -> list[str]:
         parts += [table.strip(), "", f"`{command}`", "",
                   f"Each run: {model.get('num_layers')} x {model.get('d_model')}, context {model.get('context_length')}, "
                   f"batch {base.get('batch_size')}, max_lr {fmt(base.get('max_lr'))} unless the run changes it, "
-                  f"{fmt(base.get('budget_seconds'))} s of training.", ""]
+                  + (f"{fmt(base.get('budget_seconds'))} s of training." if base.get("budget_seconds")
+                     else f"{base.get('max_iters')} optimizer steps."), ""]
     return ["## Experiments", "", *parts] if parts else []
 
 

@@ -80,6 +80,7 @@ def run_sweep(sweep: Sweep, trainer: Trainer = default_trainer) -> list[dict]:
         existing = read_result(run_dir)
         check_same_config(sweep, spec, existing, run_dir)
         if existing is not None:
+            existing = reclassify(existing, run_dir)
             print(f"[{i}/{len(sweep.runs)}] {spec.label}: already {existing['status']}, skipped")
             results.append(existing)
             continue
@@ -146,10 +147,9 @@ def summarise_run(spec: RunSpec, run_dir: Path, summary: dict, status: str, note
     _, losses = val_curve([m for m in metrics if m.get("kind") == "val"])
     finite = [v for v in losses if math.isfinite(v)]
     train_losses = [m.get("train_loss") for m in metrics if m.get("kind") == "train"]
-    if status == "completed" and finite and len(losses) > 1 and losses[-1] > losses[0]:
-        status, note = "diverged", f"final val loss {losses[-1]:.3f} above the untrained model's {losses[0]:.3f}"
-    if status == "completed" and any(not math.isfinite(v) for v in train_losses if v is not None):
-        status = "diverged"
+    if status == "completed":
+        blow_up = divergence_note(losses, train_losses)
+        status, note = ("diverged", blow_up) if blow_up else (status, note)
     return {
         "name": spec.name, "label": spec.label, "overrides": spec.overrides, "status": status,
         "best_val_loss": min(finite) if finite else None,
@@ -160,6 +160,35 @@ def summarise_run(spec: RunSpec, run_dir: Path, summary: dict, status: str, note
         "train_seconds": summary.get("train_seconds"),
         "note": note or summary.get("message", ""),
     }
+
+
+BLOW_UP_NATS = 1.0  # a validation loss this far above the untrained model's is a blow-up
+
+
+def divergence_note(val_losses: list[float], train_losses: list[float | None]) -> str:
+    """Why a run that finished counts as diverged ("" if it does not): a non-finite loss, a
+    validation loss that blew up above the untrained model's (the first evaluation) by more
+    than ``BLOW_UP_NATS`` at any point, or a final one above it."""
+    if any(v is not None and not math.isfinite(v) for v in [*val_losses, *train_losses]):
+        return "non-finite loss"
+    if len(val_losses) < 2:
+        return ""
+    first, worst = val_losses[0], max(val_losses[1:])
+    if worst > first + BLOW_UP_NATS:
+        return f"val loss blew up to {worst:.3f} (untrained: {first:.3f}) before ending at {val_losses[-1]:.3f}"
+    if val_losses[-1] > first:
+        return f"final val loss {val_losses[-1]:.3f} above the untrained model's {first:.3f}"
+    return ""
+
+
+def reclassify(result: dict, run_dir: Path) -> dict:
+    """A recorded ``completed`` run judged again from its metrics (the criterion may be newer)."""
+    if result.get("status") != "completed" or not (run_dir / "metrics.jsonl").exists():
+        return result
+    metrics = read_metrics(run_dir / "metrics.jsonl")
+    _, losses = val_curve([m for m in metrics if m.get("kind") == "val"])
+    note = divergence_note(losses, [m.get("train_loss") for m in metrics if m.get("kind") == "train"])
+    return {**result, "status": "diverged", "note": note} if note else result
 
 
 def _tokens_per_s(metrics: list[dict]) -> float | None:

@@ -38,7 +38,7 @@ from train.config import TrainConfig
 from train.data import resolve_device
 from train.generate import ByteTokenizer, eos_id_of, generate
 from train.leaderboard_data import DataSettings, PreparedData, load_tokenizer, padded_vocab_size, prepare_data
-from train.loop import run_training
+from train.loop import NonFiniteLossError, run_training
 from train.metrics import read_metrics
 from train.report import build_report, describe_plan, format_duration, parse_duration, write_run_report
 from train.setup import CHECKPOINT_NAME, autocast_context
@@ -335,15 +335,18 @@ def draw_samples(model: TransformerLM, tokenizer, prompts: list[str], options: L
 
 
 def main(argv: list[str] | None = None) -> int:
-    job = resolve_job(argv)
-    if job.flags.get("dry_run"):
-        print(describe_plan(job))
-        return 0
     try:
+        job = resolve_job(argv)
+        if job.flags.get("dry_run"):
+            print(describe_plan(job))
+            return 0
         report = run_leaderboard(job)
     except KeyboardInterrupt as e:
         print(f"\n{e or 'interrupted'}", file=sys.stderr)
         return 130
+    except (NonFiniteLossError, ValueError, RuntimeError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)  # bad options, missing data, divergence: no traceback
+        return 1
     print(f"\nfinal val loss {report['final_val_loss']:.4f} nats/token (unigram entropy of the val set "
           f"{report['val_unigram_entropy']:.4f}); {report['tokens_seen']:,} tokens in "
           f"{format_duration(report['training_seconds'])} ({report['tokens_per_second']:,.0f} tokens/s); "

@@ -198,3 +198,12 @@ def test_command_line_run_exits_cleanly_on_ctrl_c_with_a_checkpoint(tmp_path, to
     assert "interrupted at step" in out and "--resume" in out and "Traceback" not in err
     saved = read_checkpoint(run / "checkpoint.pt")
     assert saved["iteration"] >= 3 and json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_metrics_reader_drops_a_cut_short_last_line_and_rejects_corruption(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "kind": "train"}\n{"step": 2, "kind": "train"}\n{"step": 3, "ki')
+    assert [r["step"] for r in read_metrics(path)] == [1, 2]
+    path.write_text('{"step": 1}\nnot json\n{"step": 3}\n')
+    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
+        read_metrics(path)

@@ -32,10 +32,31 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The records of a metrics.jsonl file.
+
+    A last line without its newline is a write cut short by a crash or a kill: it is dropped,
+    so a run can be resumed and reported. A malformed line anywhere else is corruption and
+    raises, naming the line.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    lines = text.split("\n")
+    if lines and lines[-1].strip():
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()  # an unfinished final write
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: line {number} is not valid JSON ({e}); the metrics file is corrupt") from None
+    return records
 
 
 class MetricsLog:

@@ -19,18 +19,10 @@ from typing import Callable, Iterable
 
 import torch
 
+from train.runinfo import device_peaks as known_device_peaks
 from train.runinfo import run_metadata
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-# Dense peak figures from the vendors' data sheets (SXM parts), used only to put measured
-# throughput in context: (bf16 tensor-core TFLOP/s without sparsity, HBM TB/s).
-_DEVICE_PEAKS = {
-    "H100": (989.0, 3.35),
-    "H200": (989.0, 4.8),
-    "A100": (312.0, 2.0),
-}
-
 
 def cuda_skip_reason() -> str | None:
     """Why the GPU benchmarks cannot run here (None when they can)."""
@@ -49,11 +41,10 @@ def device_slug() -> str:
 
 def device_peaks() -> dict[str, float | None]:
     """Data-sheet peaks of the current GPU, when known: bf16 TFLOP/s and memory GB/s."""
-    name = device_name()
-    for key, (tflops, tbs) in _DEVICE_PEAKS.items():
-        if key in name:
-            return {"bf16_tflops": tflops, "hbm_gbs": tbs * 1000}
-    return {"bf16_tflops": None, "hbm_gbs": None}
+    peaks = known_device_peaks(device_name())
+    if peaks is None:
+        return {"bf16_tflops": None, "hbm_gbs": None}
+    return {"bf16_tflops": peaks[0] / 1e12, "hbm_gbs": peaks[1] / 1e9}
 
 
 def time_ms(fn: Callable[[], object], grad_to_none: Iterable[torch.Tensor] | None = None) -> float:

@@ -18,19 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from train.metrics import write_json  # noqa: E402
-
-# Dense bf16 tensor-core peaks (FLOP/s), for MFU. Keys are matched as substrings of the device name.
-PEAK_BF16_FLOPS = {
-    "H100 SXM": 989.4e12,
-    "H100 NVL": 835.0e12,
-    "H100 PCIe": 756.0e12,
-    "H100": 989.4e12,  # an unqualified H100 name is, in practice, the SXM part
-    "H200": 989.4e12,
-    "A100": 312.0e12,
-    "L40S": 362.0e12,
-    "A10G": 70.0e12,
-    "RTX 4090": 165.2e12,
-}
+from train.runinfo import device_peaks  # noqa: E402
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -57,10 +45,8 @@ def format_duration(seconds: float) -> str:
 
 def peak_flops(device_name: str) -> float | None:
     """The dense bf16 peak of a known GPU, or None (CPU or an unknown device: no MFU)."""
-    for key, flops in PEAK_BF16_FLOPS.items():
-        if key.lower() in device_name.lower():
-            return flops
-    return None
+    peaks = device_peaks(device_name)
+    return peaks[0] if peaks else None
 
 
 def model_flops_utilization(train_flops_per_token: float, tokens_per_second: float, device_name: str) -> float | None:

@@ -17,6 +17,21 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _LIBRARIES = ("torch", "triton", "numpy", "regex", "tiktoken", "tokenizers")
 
+# Data-sheet peaks used to put measured throughput in context (MFU, fraction of bandwidth):
+# (dense bf16 tensor-core FLOP/s without sparsity, memory bytes/s). Keys are matched as
+# case-insensitive substrings of the device name, most specific first.
+DEVICE_PEAKS = {
+    "H100 SXM": (989.4e12, 3.35e12),
+    "H100 NVL": (835.0e12, 3.9e12),
+    "H100 PCIe": (756.0e12, 2.0e12),
+    "H100": (989.4e12, 3.35e12),  # an unqualified H100 name is, in practice, the SXM part
+    "H200": (989.4e12, 4.8e12),
+    "A100": (312.0e12, 2.0e12),
+    "L40S": (362.0e12, 0.864e12),
+    "A10G": (70.0e12, 0.6e12),
+    "RTX 4090": (165.2e12, 1.008e12),
+}
+
 
 def git_sha() -> str:
     """The commit of the working tree, with ``+dirty`` when it has uncommitted changes."""
@@ -62,6 +77,14 @@ def device_description() -> str:
     except OSError:
         pass
     return f"CPU: {cpu} x{os.cpu_count()}"
+
+
+def device_peaks(device_name: str) -> tuple[float, float] | None:
+    """``(bf16 FLOP/s, memory bytes/s)`` of a known GPU, or None (CPU or an unknown device)."""
+    for key, peaks in DEVICE_PEAKS.items():
+        if key.lower() in device_name.lower():
+            return peaks
+    return None
 
 
 def run_metadata() -> dict:

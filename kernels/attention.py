@@ -39,7 +39,7 @@ from ._attention_tiles import (
 )
 from ._blocks import attention_config_pruner, attention_tile_configs, head_dim_block
 from ._checks import check_float, check_same_device, check_same_dtype, compute_dtype
-from .softmax import softmax_reference
+from ._reference_grads import AttentionFunction as ReferenceAttention
 
 
 def attention_reference(
@@ -53,19 +53,10 @@ def attention_reference(
 
     ``mask`` is boolean, True where attention is allowed, broadcastable to (..., q_len, k_len);
     ``causal`` additionally lets query i see keys j <= i (aligned at the end when q_len < k_len,
-    as in incremental decoding). Scores are computed in float32.
+    as in incremental decoding). Scores are computed in float32; the backward is the
+    closed form (see ``_reference_grads``), holding only the probabilities besides q, k, v, out.
     """
-    d = q.shape[-1]
-    scores = torch.matmul(q.float(), k.float().transpose(-2, -1)) / math.sqrt(d)
-    q_len, k_len = q.shape[-2], k.shape[-2]
-    if causal:
-        rows = torch.arange(q_len, device=q.device)[:, None] + (k_len - q_len)
-        cols = torch.arange(k_len, device=q.device)[None, :]
-        scores = scores.masked_fill(cols > rows, float("-inf"))
-    if mask is not None:
-        scores = scores.masked_fill(~mask.to(torch.bool), float("-inf"))
-    probs = softmax_reference(scores, dim=-1)
-    return torch.matmul(probs, v.float()).to(q.dtype)
+    return ReferenceAttention.apply(q, k, v, causal, mask)
 
 
 # ----------------------------------------------------------------------------- forward

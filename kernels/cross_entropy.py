@@ -27,6 +27,7 @@ import triton.language as tl
 from ._backend import resolve_backend
 from ._blocks import linear_cross_entropy_chunk_tokens, row_blocks
 from ._checks import check_float, check_rows, check_same_device, check_same_dtype, compute_dtype
+from ._reference_grads import CrossEntropyFunction as ReferenceCrossEntropy
 
 # Vocab tile sizes: whole rows up to 16k stay in registers on the GPU; under the interpreter a
 # 4096-wide tile keeps the > 65,536-vocab tests fast while still looping over several tiles.
@@ -44,18 +45,9 @@ def cross_entropy_reference(
     computed in float32. Options used by LM recipes: ``softcap > 0`` first maps the logits to
     ``softcap * tanh(logits / softcap)``; ``z_loss`` adds ``z_loss * logsumexp^2`` per position.
     """
-    logits = logits.reshape(-1, logits.shape[-1]).float()  # (tokens, vocab)
-    if softcap > 0:
-        logits = softcap * torch.tanh(logits / softcap)
-    targets = targets.reshape(-1)  # (tokens,)
-    keep = targets != ignore_index
-    safe_targets = torch.where(keep, targets, torch.zeros_like(targets))
-    row_max = logits.amax(dim=-1, keepdim=True)
-    lse = (logits - row_max).exp().sum(dim=-1).log() + row_max.squeeze(-1)
-    target_logit = logits.gather(-1, safe_targets[:, None]).squeeze(-1)
-    losses = lse - target_logit + z_loss * lse.pow(2)
-    losses = torch.where(keep, losses, torch.zeros_like(lse))
-    return losses.sum() / keep.sum()
+    _check_loss_options(softcap, z_loss)
+    logits2d = logits.reshape(-1, logits.shape[-1])  # (tokens, vocab)
+    return ReferenceCrossEntropy.apply(logits2d, targets.reshape(-1), ignore_index, softcap, z_loss)
 
 
 def linear_cross_entropy_reference(

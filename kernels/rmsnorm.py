@@ -21,13 +21,13 @@ import triton.language as tl
 from ._backend import resolve_backend
 from ._blocks import row_blocks, rows_per_program, sm_count
 from ._checks import check_float, check_rows, check_same_device
+from ._reference_grads import RMSNormFunction as ReferenceRMSNorm
 
 
 def rmsnorm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """From-scratch PyTorch RMSNorm, computed in float32 and returned in ``x.dtype``."""
-    xf = x.float()
-    inv_rms = torch.rsqrt(xf.pow(2).mean(dim=-1, keepdim=True) + eps)
-    return (xf * inv_rms * weight.float()).to(x.dtype)
+    """From-scratch PyTorch RMSNorm, computed in float32 and returned in ``x.dtype``; the
+    backward is the closed form (see ``_reference_grads``)."""
+    return ReferenceRMSNorm.apply(x, weight, eps)
 
 
 @triton.jit

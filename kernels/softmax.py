@@ -19,14 +19,13 @@ import triton.language as tl
 from ._backend import resolve_backend
 from ._blocks import row_blocks
 from ._checks import check_float, check_rows
+from ._reference_grads import SoftmaxFunction
 
 
 def softmax_reference(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """From-scratch PyTorch softmax; rows that are entirely -inf give NaN, as torch does."""
-    xf = x.float()
-    shifted = xf - xf.amax(dim=dim, keepdim=True)
-    exp = shifted.exp()
-    return (exp / exp.sum(dim=dim, keepdim=True)).to(x.dtype)
+    """From-scratch PyTorch softmax in float32 (max subtracted), with the closed-form backward
+    ``dx = y * (dy - sum(dy * y))``; rows that are entirely -inf give NaN, as torch does."""
+    return SoftmaxFunction.apply(x, dim)
 
 
 @triton.jit

@@ -73,7 +73,11 @@ def test_attention_is_stable_for_large_scores(device):
     q, k = 30 * q, 30 * k  # scores in the thousands: a naive exp overflows
     got = attention(q, k, v, causal=True, backend="triton")
     assert torch.isfinite(got).all()
-    torch.testing.assert_close(got, attention_reference(q, k, v, causal=True), atol=1e-4, rtol=1e-4)
+    # Against a float64 recomputation: with scores in the thousands, float32 rounding of a score
+    # (~1e-4 absolute) moves the output by ~1e-4, whichever order the scale is applied in.
+    exact = attention_reference(q.double(), k.double(), v.double(), causal=True).float()
+    torch.testing.assert_close(got, exact, atol=4e-4, rtol=1e-3)
+    torch.testing.assert_close(attention_reference(q, k, v, causal=True), exact, atol=4e-4, rtol=1e-3)
 
 
 @pytest.mark.parametrize("dtype, atol, rtol", DTYPES[:2])

@@ -138,7 +138,7 @@ class CrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
         exp, sum_exp, lse, keep, safe_targets, num_valid, tanh = ctx.saved_tensors
-        row_scale = keep * (grad_loss.float() / num_valid)  # (tokens,): d(mean)/d(row loss)
+        row_scale = keep * (grad_loss.to(exp.dtype) / num_valid)  # (tokens,): d(mean)/d(row loss)
         prob_scale = row_scale / sum_exp  # exp / sum_exp is the softmax
         if ctx.z_loss:  # d(z lse^2)/dx = 2 z lse softmax
             prob_scale = prob_scale * (1 + 2 * ctx.z_loss * lse)

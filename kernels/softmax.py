@@ -19,13 +19,13 @@ import triton.language as tl
 from ._backend import resolve_backend
 from ._blocks import row_blocks
 from ._checks import check_float, check_rows
-from ._reference_grads import SoftmaxFunction
+from ._reference_grads import SoftmaxFunction as ReferenceSoftmax
 
 
 def softmax_reference(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """From-scratch PyTorch softmax in float32 (max subtracted), with the closed-form backward
     ``dx = y * (dy - sum(dy * y))``; rows that are entirely -inf give NaN, as torch does."""
-    return SoftmaxFunction.apply(x, dim)
+    return ReferenceSoftmax.apply(x, dim)
 
 
 @triton.jit
@@ -156,7 +156,7 @@ class SoftmaxFunction(torch.autograd.Function):
 @torch.compiler.disable
 def _softmax_triton(x: torch.Tensor, dim: int) -> torch.Tensor:
     # Eager under torch.compile (a clean graph break): the kernel is already fused.
-    return SoftmaxFunction.apply(x, dim)
+    return ReferenceSoftmax.apply(x, dim)
 
 
 def softmax(x: torch.Tensor, dim: int = -1, backend: str = "auto") -> torch.Tensor:

@@ -125,21 +125,18 @@ class TransformerLM(KernelModule):
         """Mean next-token cross-entropy (+ ``z_loss * mean(logsumexp(logits)^2)``).
 
         When the cross_entropy backend is Triton, the LM head is fused with the loss
-        (``kernels.linear_cross_entropy``: no (tokens, vocab) logits tensor in memory), unless
-        soft-capping or z-loss need the logits themselves.
+        (``kernels.linear_cross_entropy``: no (tokens, vocab) logits tensor in memory), with
+        logit soft-capping and z-loss fused too; otherwise the reference loss on the logits.
         """
         hidden = self.hidden_states(ids).flatten(0, -2)  # (tokens, d_model)
         targets = targets.reshape(-1)  # (tokens,)
         backend = self.kernel_plan.cross_entropy
-        if backend == "triton" and self.config.logit_softcap == 0 and z_loss == 0:
-            return kernels.linear_cross_entropy(hidden, self.lm_head.weight, targets, ignore_index, backend=backend)
-        logits = self.logits_from_hidden(hidden)  # (tokens, vocab)
-        loss = kernels.cross_entropy(logits, targets, ignore_index, backend=backend)
-        if z_loss:
-            keep = targets != ignore_index
-            lse = torch.logsumexp(logits.float(), dim=-1)
-            loss = loss + z_loss * (lse.pow(2) * keep).sum() / keep.sum()
-        return loss
+        options = dict(softcap=self.config.logit_softcap, z_loss=z_loss)
+        if backend == "triton":
+            return kernels.linear_cross_entropy(hidden, self.lm_head.weight, targets, ignore_index,
+                                                backend=backend, **options)
+        logits = self.lm_head(hidden)  # (tokens, vocab), soft-capped inside the loss
+        return kernels.cross_entropy(logits, targets, ignore_index, backend=backend, **options)
 
     # ---------------------------------------------------------------------------------- decoding
     def new_kv_cache(self, batch_size: int = 1, max_len: int | None = None) -> KVCache:

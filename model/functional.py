@@ -21,6 +21,31 @@ def silu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(x)
 
 
+class _SiLUGate(torch.autograd.Function):
+    """``silu(a) * b`` saving only ``a`` and ``b``, with the closed-form backward
+    ``da = g b s (1 + a (1 - s))``, ``db = g a s`` (s = sigmoid(a))."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a, b)
+        return torch.sigmoid(a).mul_(a).mul_(b)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        a, b = ctx.saved_tensors
+        s = torch.sigmoid(a)
+        silu_a = a * s
+        db = grad * silu_a
+        # s + silu(a) (1 - s) = s + silu(a) - silu(a) s, built in place in silu_a
+        da = silu_a.addcmul_(silu_a, s, value=-1.0).add_(s).mul_(grad).mul_(b)
+        return da, db
+
+
+def silu_gate(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The SwiGLU gate ``silu(a) * b`` (same shapes and dtype), differentiable in both."""
+    return _SiLUGate.apply(a, b)
+
+
 def scaled_dot_product_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:

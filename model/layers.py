@@ -15,7 +15,7 @@ from torch import nn
 import kernels
 
 from .config import KernelPlan
-from .functional import silu
+from .functional import silu, silu_gate
 
 
 def trunc_normal_(weight: torch.Tensor, std: float) -> torch.Tensor:
@@ -111,7 +111,7 @@ class SwiGLU(nn.Module):
         self.w3 = Linear(d_model, d_ff, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w2(silu(self.w1(x)) * self.w3(x))
+        return self.w2(silu_gate(self.w1(x), self.w3(x)))
 
 
 class SiLUFFN(nn.Module):

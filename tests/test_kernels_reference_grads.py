@@ -51,3 +51,4 @@ def test_cross_entropy_reference_all_ignored_is_nan():
 def test_rmsnorm_reference_backward():
     x, w = _rand(2, 3, 6, seed=9), _rand(6, seed=10)
     assert gradcheck(lambda a, b: rmsnorm_reference(a, b, 1e-5), (x, w))
+

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.autograd import gradcheck
 
 from model import (
     Embedding,
@@ -20,6 +21,7 @@ from model import (
     silu,
     softmax,
 )
+from model.functional import silu, silu_gate
 
 # (dtype, atol, rtol) chosen together: bf16 has an 8-bit mantissa.
 DTYPES = [
@@ -168,3 +170,9 @@ def test_initialisation_is_truncated_normal_with_the_design_std(make, std):
 
 def test_rmsnorm_gain_starts_at_one():
     assert torch.equal(RMSNorm(10).weight, torch.ones(10))
+
+
+def test_swiglu_gate_matches_silu_times_b_with_gradcheck():
+    a, b = (torch.randn(3, 5, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    torch.testing.assert_close(silu_gate(a, b), silu(a) * b)
+    assert gradcheck(silu_gate, (a, b))

@@ -100,47 +100,42 @@ class MemoryEstimate:
 
 def fused_ops(cfg: ModelConfig) -> set[str]:
     """Ops the config explicitly runs as Triton kernels ("triton", not "auto": accounting does not
-    know the device), whose saved tensors differ from the reference path's."""
+    know the device) whose saved tensors differ from the reference path's."""
     plan = cfg.kernel_plan
-    ops = {op for op in ("rmsnorm", "attention") if getattr(plan, op) == "triton"}
-    if plan.cross_entropy == "triton" and cfg.logit_softcap == 0:
+    ops = {"attention"} if plan.attention == "triton" else set()
+    if plan.cross_entropy == "triton":
         ops.add("cross_entropy")  # TransformerLM.loss then fuses the LM head with the loss
     return ops
 
 
 def activation_elements(cfg: ModelConfig, seq_len: int | None = None, batch_size: int = 1) -> dict[str, int]:
     """Elements of the tensors the forward keeps for the backward pass, per group (no activation
-    checkpointing). Counted op by op for the reference path: an RMSNorm keeps its input and the
-    normalised tensor; a matmul its input; RoPE its input and output; softmax its output and the
-    exponentials; SiLU (x * sigmoid x) its input and the sigmoid; the gate product both factors.
-    Triton kernels (``kernels="triton"``) keep less: RMSNorm only its input; flash attention its
-    output and the row log-sum-exp instead of the T x T probabilities; the fused LM head +
-    cross-entropy the gradients of the hidden states and of the head instead of the logits."""
+    checkpointing). Counted op by op: an RMSNorm keeps its input and the per-row inverse RMS
+    (reference and Triton alike); a matmul its input; attention the per-head q, k, v and its
+    output, plus the T x T probabilities (reference) or the row log-sum-exp (flash attention);
+    the SwiGLU/SiLU FFN its two projections (or the input and its sigmoid) and the gated
+    product; the loss the exponentials of the logits and a few per-row statistics (reference)
+    or, fused with the LM head (Triton), the gradients of the hidden states and of the head."""
     T = seq_len or cfg.context_length
     d, L, f, V, h = cfg.d_model, cfg.num_layers, cfg.d_ff, cfg.vocab_size, cfg.num_heads
     BT = batch_size * T
     fused = fused_ops(cfg)
-    per_norm = 1 if "rmsnorm" in fused else 2
-    norms = (2 if cfg.norm != "none" else 0) + (2 if cfg.qk_norm else 0)
-    # swiglu: w1 x, sigmoid(w1 x), silu(w1 x), w3 x, the product; silu: w1 x, sigmoid, silu
-    ffn_hidden = 5 if cfg.ffn == "swiglu" else 3
+    block_norms = (2 * (BT * d + BT) if cfg.norm != "none" else 0) + (2 * (BT * d + BT * h) if cfg.qk_norm else 0)
     if "attention" in fused:
-        scores_name, scores = "attention: flash output + log-sum-exp", L * (BT * d + batch_size * h * T)
+        scores_name, scores = "attention: flash output + log-sum-exp", L * (BT * d + BT * h)
     else:
-        scores_name, scores = "attention scores: exp + softmax (B h T T, x2)", L * 2 * batch_size * h * T * T
+        scores_name, scores = "attention: probabilities (B h T T) + output", L * (BT * h * T + BT * d)
     if "cross_entropy" in fused:
         head_name, head = "fused LM head + loss: saved gradients (B T d + V d)", BT * d + V * d
     else:
-        head_name, head = "logits + exp (B T V, x2)", 2 * BT * V
+        head_name, head = "loss: exp(logits) (B T V) + row statistics", BT * V + 4 * BT
     return {
-        "block norms (ln1, ln2, qk_norm)": L * per_norm * norms * BT * d,
-        # reference: x, q, k, v plus the rotated (RoPE) or per-head contiguous copies the matmuls
-        # keep of q, k and v; flash attention keeps q, k, v as given (no per-head copies)
-        "attention inputs (x, q, k, v and their per-head forms)": L * (5 if "attention" in fused else 7) * BT * d,
+        "block norms (inputs + inverse RMS)": L * block_norms,
+        "attention inputs (x and per-head q, k, v)": L * 4 * BT * d,
         scores_name: scores,
         "attention output (output projection input)": L * BT * d,
-        "ffn (input + hidden tensors)": L * (BT * d + ffn_hidden * BT * f),
-        "ln_final + lm_head input": ((per_norm if cfg.norm == "pre" else 0) + 1) * BT * d,
+        "ffn (input + two projections + gated product)": L * (BT * d + 3 * BT * f),
+        "ln_final + lm_head input": ((BT * d + BT) if cfg.norm == "pre" else 0) + BT * d,
         head_name: head,
     }
 

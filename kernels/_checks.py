@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -58,3 +60,11 @@ def compute_dtype(device: torch.device, *tensors: torch.Tensor) -> torch.dtype:
     for t in tensors[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
     return dtype
+
+
+def autocast_disabled(device: torch.device) -> contextlib.AbstractContextManager:
+    """A context with autocast off for ``device`` (a no-op on devices without autocast, such as
+    ``meta``, where shape-only runs like FLOP counting happen)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()

@@ -24,6 +24,7 @@ import math
 
 import torch
 
+from ._checks import autocast_disabled
 
 _WIDE = (torch.float32, torch.float64)
 
@@ -80,7 +81,7 @@ class AttentionFunction(torch.autograd.Function):
     def forward(ctx, q, k, v, causal: bool, mask: torch.Tensor | None):
         scale = 1.0 / math.sqrt(q.shape[-1])
         qf, kf, vf = _float(q), _float(k), _float(v)
-        with torch.autocast(q.device.type, enabled=False):  # float32 matmuls, also under autocast
+        with autocast_disabled(q.device):  # float32 matmuls, also under autocast
             probs = torch.matmul(qf * scale, kf.transpose(-2, -1))  # (..., q_len, k_len)
             out = AttentionFunction._softmax_times_v(probs, vf, causal, mask)
         ctx.save_for_backward(q, k, v, probs, out)

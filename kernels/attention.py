@@ -38,7 +38,7 @@ from ._attention_tiles import (
     visible,
 )
 from ._blocks import attention_config_pruner, attention_tile_configs, head_dim_block
-from ._checks import check_float, check_same_device, check_same_dtype, compute_dtype
+from ._checks import autocast_disabled, check_float, check_same_device, check_same_dtype, compute_dtype
 from ._reference_grads import AttentionFunction as ReferenceAttention
 
 
@@ -191,7 +191,7 @@ def _attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal:
     if all(t.is_floating_point() for t in (q, k, v)):
         dtype = compute_dtype(q.device, q, k, v)
         q, k, v = (t.to(dtype) for t in (q, k, v))
-    with torch.autocast(q.device.type, enabled=False):
+    with autocast_disabled(q.device):
         return FlashAttentionFunction.apply(q, k, v, causal)
 
 

@@ -26,7 +26,14 @@ import triton.language as tl
 
 from ._backend import resolve_backend
 from ._blocks import linear_cross_entropy_chunk_tokens, row_blocks
-from ._checks import check_float, check_rows, check_same_device, check_same_dtype, compute_dtype
+from ._checks import (
+    autocast_disabled,
+    check_float,
+    check_rows,
+    check_same_device,
+    check_same_dtype,
+    compute_dtype,
+)
 from ._reference_grads import CrossEntropyFunction as ReferenceCrossEntropy
 
 # Vocab tile sizes: whole rows up to 16k stay in registers on the GPU; under the interpreter a
@@ -313,7 +320,7 @@ def _check_linear_inputs(hidden: torch.Tensor, weight: torch.Tensor, targets: to
 # already fused, and their forward-computed gradients keep state the compiler should not trace.
 @torch.compiler.disable
 def _cross_entropy_triton(logits, targets, ignore_index: int, softcap: float, z_loss: float) -> torch.Tensor:
-    with torch.autocast(logits.device.type, enabled=False):
+    with autocast_disabled(logits.device):
         return CrossEntropyFunction.apply(logits, targets, ignore_index, softcap, z_loss)
 
 
@@ -323,7 +330,7 @@ def _linear_cross_entropy_triton(hidden, weight, targets, ignore_index: int, sof
     if hidden.is_floating_point() and weight.is_floating_point():
         dtype = compute_dtype(hidden.device, hidden, weight)
         hidden, weight = hidden.to(dtype), weight.to(dtype)
-    with torch.autocast(hidden.device.type, enabled=False):
+    with autocast_disabled(hidden.device):
         return LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, softcap, z_loss, None)
 
 

@@ -51,3 +51,12 @@ def corpus_file():
             pytest.skip(str(e))
 
     return get
+
+
+@pytest.fixture
+def single_thread():
+    """One torch thread for the test: on the 2 shared CI cores it is faster and steadier."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

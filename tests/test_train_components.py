@@ -14,14 +14,7 @@ from train import (AdamW, TokenIdError, clip_grad_norm, cross_entropy, get_batch
                    lr_wsd_schedule, parameter_groups)
 from train.schedule import lr_at_progress
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The CI machine has 2 shared cores: a single thread is faster and steadier here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ------------------------------------------------------------------------------ cross-entropy

@@ -34,6 +34,7 @@ from ._checks import (
     check_same_dtype,
     compute_dtype,
 )
+from ._online import online_max_sum_finish, online_max_sum_step
 from ._reference_grads import CrossEntropyFunction as ReferenceCrossEntropy
 
 # Vocab tile sizes: whole rows up to 16k stay in registers on the GPU; under the interpreter a
@@ -120,12 +121,8 @@ def _cross_entropy_kernel(
         lane_sum = tl.zeros([BLOCK], dtype=tl.float32)
         for start in range(0, n_cols, BLOCK):
             x = _load_logits(logits_row + start + cols, start + cols < n_cols, softcap, SOFTCAP)
-            new_max = tl.maximum(lane_max, x)
-            safe_max = tl.where(new_max == float("-inf"), 0.0, new_max)
-            lane_sum = lane_sum * tl.exp(lane_max - safe_max) + tl.exp(x - safe_max)
-            lane_max = new_max
-        row_max = tl.max(lane_max, axis=0)
-        row_sum = tl.sum(lane_sum * tl.exp(lane_max - row_max), axis=0)
+            lane_max, lane_sum = online_max_sum_step(lane_max, lane_sum, x)
+        row_max, row_sum = online_max_sum_finish(lane_max, lane_sum)
     lse = row_max + tl.log(row_sum)
     loss = lse - target_logit
     if Z_LOSS:

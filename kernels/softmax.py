@@ -19,6 +19,7 @@ import triton.language as tl
 from ._backend import resolve_backend
 from ._blocks import row_blocks
 from ._checks import check_float, check_rows
+from ._online import online_max_sum_finish, online_max_sum_step
 from ._reference_grads import SoftmaxFunction as ReferenceSoftmax
 
 
@@ -48,13 +49,8 @@ def _softmax_forward_kernel(
         for start in range(0, n_cols, BLOCK):
             mask = start + cols < n_cols
             x = tl.load(x_row + start + cols, mask=mask, other=float("-inf")).to(tl.float32)
-            new_max = tl.maximum(lane_max, x)
-            # A lane that has seen only -inf keeps sum 0 (avoids -inf - -inf = NaN).
-            safe_max = tl.where(new_max == float("-inf"), 0.0, new_max)
-            lane_sum = lane_sum * tl.exp(lane_max - safe_max) + tl.exp(x - safe_max)
-            lane_max = new_max
-        row_max = tl.max(lane_max, axis=0)
-        row_sum = tl.sum(lane_sum * tl.exp(lane_max - row_max), axis=0)
+            lane_max, lane_sum = online_max_sum_step(lane_max, lane_sum, x)
+        row_max, row_sum = online_max_sum_finish(lane_max, lane_sum)
         inv_sum = 1.0 / row_sum
         for start in range(0, n_cols, BLOCK):
             mask = start + cols < n_cols

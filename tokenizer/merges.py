@@ -146,15 +146,21 @@ def _apply_merge(code, a, b, t, stride, holders, words, counts, pc):
     Old pairs around each merged occurrence lose the word count in ``pc``; the pairs containing
     ``t`` are returned (their counts, and the words holding them) since they are all new. Both
     are found at the occurrences themselves: a word is scanned once, by ``list.index`` (C).
-    This is the hot loop of training, so the bookkeeping of new pairs is written out inline.
     """
     if isinstance(holders, np.ndarray):
         holders = holders.tolist()
     fresh_counts: dict[int, int] = {}
     fresh_where: dict[int, list[int]] = {}
-    count_of = fresh_counts.get
-    holders_of = fresh_where.get
+    fresh_get = fresh_counts.get
     b_row, t_row = b * stride, t * stride
+
+    def add_fresh(q: int, c: int, wi: int) -> None:
+        fresh_counts[q] = fresh_get(q, 0) + c
+        holders_q = fresh_where.get(q)
+        if holders_q is None:
+            fresh_where[q] = [wi]
+        elif holders_q[-1] != wi:
+            holders_q.append(wi)
 
     for wi in holders:
         w = words[wi]
@@ -175,26 +181,14 @@ def _apply_merge(code, a, b, t, stride, holders, words, counts, pc):
                         q = w[j - 1] * stride + a
                         if q != code:
                             pc[q] -= c
-                    q = out[-1] * stride + t  # out[-1] may be t itself
-                    fresh_counts[q] = count_of(q, 0) + c
-                    held = holders_of(q)
-                    if held is None:
-                        fresh_where[q] = [wi]
-                    elif held[-1] != wi:
-                        held.append(wi)
+                    add_fresh(out[-1] * stride + t, c, wi)  # out[-1] may be t itself
                 if j + 2 < n:
                     y = w[j + 2]
                     q = b_row + y
                     if q != code:
                         pc[q] -= c
                     if not (y == a and j + 3 < n and w[j + 3] == b):  # next symbol stays as is
-                        q = t_row + y
-                        fresh_counts[q] = count_of(q, 0) + c
-                        held = holders_of(q)
-                        if held is None:
-                            fresh_where[q] = [wi]
-                        elif held[-1] != wi:
-                            held.append(wi)
+                        add_fresh(t_row + y, c, wi)
                 out.append(t)
                 i = search = j + 2
             else:

@@ -11,25 +11,21 @@ from tqdm import tqdm
 from tokenizer.chunks import DEFAULT_CHUNK_BYTES, Chunk, map_chunks, plan_chunks
 from tokenizer.inputs import check_text_file, read_chunk
 from tokenizer.merges import learn_merges
-from tokenizer.pretokenize import GPT2_REGEX, special_regex, validate_special_tokens
+from tokenizer import vector_pretokenize
+from tokenizer.pretokenize import max_special_length, special_regex, validate_special_tokens
 
-_worker_specials = None  # the compiled special-token regex, set once per worker process
+_worker_specials: tuple = (None, 0)  # (special-token regex, longest special), set per worker
 
 
 def _set_worker_specials(special_tokens: list[str]) -> None:
     global _worker_specials
-    _worker_specials = special_regex(special_tokens)
+    _worker_specials = (special_regex(special_tokens), max_special_length(special_tokens))
 
 
 def _count_chunk(chunk: Chunk) -> tuple[dict[str, int], int]:
     """Pre-token counts of one chunk (special tokens removed) and the chunk's size in bytes."""
     text = read_chunk(chunk.path, chunk.start, chunk.end)
-    pieces = [text] if _worker_specials is None else _worker_specials.split(text)
-    del text
-    counts: Counter[str] = Counter()
-    for piece in pieces:
-        counts.update(GPT2_REGEX.findall(piece))
-    return counts, chunk.end - chunk.start
+    return vector_pretokenize.count_pretokens(text, *_worker_specials), chunk.end - chunk.start
 
 
 def check_vocab_size(vocab_size: int, special_tokens: Sequence[str]) -> None:

@@ -24,8 +24,8 @@ def _set_worker_tokenizer(tokenizer: Tokenizer) -> None:
 
 
 def _encode_chunk(chunk: Chunk) -> tuple[np.ndarray, int]:
-    ids = _worker_tokenizer.encode(read_chunk(chunk.path, chunk.start, chunk.end))
-    return np.array(ids, dtype=dtype_for_vocab(_worker_tokenizer.vocab_size)), chunk.end - chunk.start
+    ids = _worker_tokenizer.encode_array(read_chunk(chunk.path, chunk.start, chunk.end))
+    return ids.astype(dtype_for_vocab(_worker_tokenizer.vocab_size)), chunk.end - chunk.start
 
 
 @dataclass(frozen=True)

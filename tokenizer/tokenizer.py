@@ -3,7 +3,9 @@
 Text is split on special tokens (longest first), each remaining piece into GPT-2 pre-tokens,
 and each pre-token is merged by rank (earliest-learned merge first) until no merge applies,
 which is exactly what GPT-2 and tiktoken do. Pre-tokens repeat a lot in natural text, so their
-ids are cached: most of ``encode`` is one regex pass plus one dict lookup per pre-token.
+ids are cached. Long texts are pre-tokenised with numpy (``vector_pretokenize``): the cache is
+consulted once per *distinct* pre-token and the ids are laid out with one gather; new
+pre-tokens are merged together (``bpe_batch``). Short texts take the regex path.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+import numpy as np
 import regex
 
+from tokenizer import vector_pretokenize as vp
+from tokenizer.bpe_batch import PairTable, encode_words
 from tokenizer.pretokenize import (
     GPT2_REGEX,
     last_boundary,
@@ -32,6 +37,8 @@ from tokenizer.vocab_files import (
 )
 
 CACHE_LIMIT = 1 << 18  # pre-tokens cached at most (bounded memory on endless streams)
+VECTOR_MIN_CHARS = 4096  # texts at least this long are pre-tokenised with numpy, not the regex
+BATCH_BPE_MIN = 64  # this many new pre-tokens are merged together with numpy
 STREAM_FLUSH_CHARS = 1 << 16  # encode_iterable encodes once this much text is buffered
 
 
@@ -64,6 +71,8 @@ class Tokenizer:
         self._special_find = special_regex(self.special_tokens)
         self._max_special = max_special_length(self.special_tokens)
         self._cache: dict[str, tuple[int, ...]] = {}
+        self._special_index = {token: i for i, token in enumerate(self.special_tokens)}
+        self._pair_table: PairTable | None = None  # built on first batch merge
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -157,23 +166,32 @@ class Tokenizer:
             ids = merged
         return tuple(ids)
 
+    def _cache_pieces(self, pieces: Iterable[str]) -> None:
+        """Make sure every pre-token in ``pieces`` has its ids in the cache."""
+        cache = self._cache
+        pieces = set(pieces)
+        missing = pieces.difference(cache)
+        if not missing:
+            return
+        if len(cache) + len(missing) > CACHE_LIMIT:
+            cache.clear()  # bound memory: start afresh rather than grow without limit
+            missing = pieces
+        missing = list(missing)
+        if len(missing) < BATCH_BPE_MIN:
+            cache.update(zip(missing, map(self._bpe, missing)))
+            return
+        if self._pair_table is None:
+            self._pair_table = PairTable(self._ranks, self.vocab_size)
+            self._byte_id_array = np.array(self._byte_ids, dtype=np.int64)
+        words = [piece.encode("utf-8") for piece in missing]
+        cache.update(zip(missing, encode_words(words, self._byte_id_array, self._pair_table)))
+
     def _encode_ordinary(self, text: str, out: list[int]) -> None:
         pieces = GPT2_REGEX.findall(text)
-        cache = self._cache
-        missing = set(pieces).difference(cache)
-        if missing:
-            if len(cache) + len(missing) > CACHE_LIMIT:
-                cache.clear()  # bound memory: start afresh rather than grow without limit
-                missing = set(pieces)
-            bpe = self._bpe
-            for piece in missing:
-                cache[piece] = bpe(piece)
-        out += chain.from_iterable(map(cache.__getitem__, pieces))
+        self._cache_pieces(pieces)
+        out += chain.from_iterable(map(self._cache.__getitem__, pieces))
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``."""
-        if not isinstance(text, str):
-            raise TypeError(f"encode expects str, got {type(text).__name__}; decode bytes first")
+    def _encode_regex(self, text: str) -> list[int]:
         out: list[int] = []
         if self._special_split is None:
             self._encode_ordinary(text, out)
@@ -186,6 +204,49 @@ class Tokenizer:
             elif part:
                 self._encode_ordinary(part, out)
         return out
+
+    def _encode_block(self, block: str) -> np.ndarray:
+        """Ids of one block (see ``vector_pretokenize.boundary_blocks``), numpy all the way."""
+        cp = vp.marked_codepoints(block, self._special_find, self._special_index)
+        try:
+            found = vp.distinct_pretokens(cp)
+        except vp.HashCollision:
+            return np.array(self._encode_regex(block), dtype=np.int64)
+        first = cp[found.starts]
+        is_text = first < vp.SEPARATOR_BASE
+        text_rows, separator_rows = np.flatnonzero(is_text), np.flatnonzero(~is_text)
+        spans = map(slice, found.starts[text_rows].tolist(), found.ends[text_rows].tolist())
+        pieces = list(map(block.__getitem__, spans))
+        self._cache_pieces(pieces)
+        specials = list(map(self._separator_ids, first[separator_rows].tolist()))
+        ids_of = list(map(self._cache.__getitem__, pieces)) + specials  # per distinct pre-token
+        slot = np.empty(first.size, dtype=np.int64)
+        slot[text_rows] = np.arange(text_rows.size)
+        slot[separator_rows] = np.arange(text_rows.size, first.size)
+        return _lay_out(ids_of, slot[found.inverse])
+
+    def _separator_ids(self, code: int) -> tuple[int, ...]:
+        """A special token's first character carries its index; its other characters emit nothing."""
+        if code == vp.SEPARATOR_BASE:
+            return ()
+        return (self._special_ids[self.special_tokens[code - vp.SEPARATOR_BASE - 1]],)
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """Token ids of ``text`` as an int64 array (what ``encode`` returns, without the list)."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects str, got {type(text).__name__}; decode bytes first")
+        if len(text) < VECTOR_MIN_CHARS:
+            return np.array(self._encode_regex(text), dtype=np.int64)
+        blocks = vp.boundary_blocks(text, self._special_find, self._max_special)
+        return np.concatenate([self._encode_block(block) for block in blocks])
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode expects str, got {type(text).__name__}; decode bytes first")
+        if len(text) < VECTOR_MIN_CHARS:
+            return self._encode_regex(text)
+        return self.encode_array(text).tolist()
 
     def encode_iterable(self, iterable: Iterable[str], flush_chars: int = STREAM_FLUSH_CHARS) -> Iterator[int]:
         """Lazily yield the ids of ``"".join(iterable)`` (e.g. a file opened in text mode).
@@ -229,3 +290,13 @@ class Tokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; byte sequences that are not valid UTF-8 become U+FFFD."""
         return self.decode_bytes(list(ids)).decode("utf-8", errors="replace")
+
+
+def _lay_out(ids_of: list[tuple[int, ...]], which: np.ndarray) -> np.ndarray:
+    """``concat(ids_of[w] for w in which)`` as one gather."""
+    lengths = np.fromiter(map(len, ids_of), dtype=np.int64, count=len(ids_of))
+    flat = np.fromiter(chain.from_iterable(ids_of), dtype=np.int64, count=int(lengths.sum()))
+    offsets = np.cumsum(lengths) - lengths
+    counts = lengths[which]  # ids emitted by each pre-token in order
+    starts_out = np.cumsum(counts) - counts
+    return flat[np.repeat(offsets[which] - starts_out, counts) + np.arange(int(counts.sum()))]

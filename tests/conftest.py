@@ -60,3 +60,35 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+GPT2_EOT = "<|endoftext|>"
+
+
+@pytest.fixture(scope="module")
+def gpt2_files():
+    """The GPT-2 vocab.json and merges.txt fixtures (skipped without the shared folder)."""
+    try:
+        return fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt")
+    except SharedDataMissing as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def gpt2(gpt2_files):
+    """Our tokenizer on the GPT-2 files, with <|endoftext|> as a special token."""
+    from tokenizer import Tokenizer
+
+    return Tokenizer.from_files(*gpt2_files, special_tokens=[GPT2_EOT])
+
+
+@pytest.fixture(scope="module")
+def tiktoken_gpt2(gpt2_files):
+    """tiktoken's Encoding built offline from the same files: ranks = vocab ids."""
+    tiktoken = pytest.importorskip("tiktoken")
+    from tokenizer.pretokenize import GPT2_PATTERN
+    from tokenizer.vocab_files import load_vocab
+
+    ranks = {token: i for i, token in load_vocab(gpt2_files[0]).items() if token != GPT2_EOT.encode()}
+    return tiktoken.Encoding("gpt2-fixture", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                             special_tokens={GPT2_EOT: 50256})

@@ -13,8 +13,7 @@ import tokenizer.tokenizer as tokenizer_module
 from tokenizer import Tokenizer, train_bpe
 from tokenizer import vector_pretokenize as vp
 from tokenizer.bpe_batch import PairTable, encode_words
-from tokenizer.pretokenize import GPT2_PATTERN, GPT2_REGEX
-from tokenizer.vocab_files import load_vocab
+from tokenizer.pretokenize import GPT2_REGEX
 
 tiktoken = pytest.importorskip("tiktoken")
 EOT = "<|endoftext|>"
@@ -22,28 +21,6 @@ HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[He
 PIECES = [" ", "  ", "\n", "\n\n", " \n ", "\t", "\u3000", "123", " 56", "😀", "'s", "'ll", "hello", " world",
           "Ünïcödé", "日本語", "\u0301", ".", "!!", "aaaa", "    ", "----", EOT, "<|", "endoftext"]
 awkward_text = st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=8)), max_size=40).map("".join)
-
-
-@pytest.fixture(scope="module")
-def gpt2_files():
-    from tokenizer.corpora import SharedDataMissing, fixture_path
-
-    try:
-        return fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt")
-    except SharedDataMissing as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture(scope="module")
-def gpt2(gpt2_files):
-    return Tokenizer.from_files(*gpt2_files, special_tokens=[EOT])
-
-
-@pytest.fixture(scope="module")
-def tiktoken_gpt2(gpt2_files):
-    ranks = {token: i for i, token in load_vocab(gpt2_files[0]).items() if token != EOT.encode()}
-    return tiktoken.Encoding("gpt2-fixture", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
-                             special_tokens={EOT: 50256})
 
 
 @pytest.fixture(scope="module")

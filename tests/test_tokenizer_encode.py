@@ -20,31 +20,8 @@ HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[He
 
 
 @pytest.fixture(scope="module")
-def gpt2_files():
-    from tokenizer.corpora import SharedDataMissing, fixture_path
-
-    try:
-        return fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt")
-    except SharedDataMissing as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture(scope="module")
-def gpt2(gpt2_files):
-    return Tokenizer.from_files(*gpt2_files, special_tokens=[EOT])
-
-
-@pytest.fixture(scope="module")
 def gpt2_plain(gpt2_files):
     return Tokenizer.from_files(*gpt2_files)
-
-
-@pytest.fixture(scope="module")
-def tiktoken_gpt2(gpt2_files):
-    """tiktoken's Encoding built offline from the same files: ranks = vocab ids."""
-    ranks = {token: i for i, token in load_vocab(gpt2_files[0]).items() if token != EOT.encode()}
-    return tiktoken.Encoding("gpt2-fixture", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
-                             special_tokens={EOT: 50256})
 
 
 # Text that stresses pre-tokenisation: unicode, whitespace runs, digits, emoji, contractions, specials.

@@ -11,26 +11,62 @@ from __future__ import annotations
 import numpy as np
 
 _NO_RANK = np.iinfo(np.int64).max
+_FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # multiplicative hashing
 
 
 class PairTable:
-    """Merge ranks as sorted arrays: ``(left id, right id) -> (rank, merged id)``."""
+    """Merge ranks in an open-addressing hash table that numpy can probe for many pairs at once:
+    ``(left id, right id) -> (rank, merged id)``. (A sorted array and ``searchsorted`` were 3x
+    slower: a binary search per pair.)"""
 
     def __init__(self, ranks: dict[tuple[int, int], tuple[int, int]], vocab_size: int):
         self.stride = vocab_size
         codes = np.array([a * vocab_size + b for a, b in ranks], dtype=np.int64)
-        order = np.argsort(codes)
-        self.codes = codes[order]
-        values = np.array(list(ranks.values()), dtype=np.int64).reshape(-1, 2)[order]
+        values = np.array(list(ranks.values()), dtype=np.int64).reshape(-1, 2)
         self.ranks, self.merged = values[:, 0], values[:, 1]
+        bits = max(4, (2 * codes.size).bit_length())  # at most half full
+        self.mask = (1 << bits) - 1
+        self.shift = np.uint64(64 - bits)
+        self.slot_code = np.full(self.mask + 1, -1, dtype=np.int64)
+        self.slot_row = np.zeros(self.mask + 1, dtype=np.int64)
+        self.max_probe = self._insert(codes)
+
+    def _home(self, codes: np.ndarray) -> np.ndarray:
+        return ((codes.astype(np.uint64) * _FIBONACCI) >> self.shift).astype(np.int64)
+
+    def _insert(self, codes: np.ndarray) -> int:
+        """Linear probing, all keys at once: at each probe every waiting key tries its next
+        slot and one key per free slot wins. Returns the longest probe sequence."""
+        home = self._home(codes)
+        waiting = np.arange(codes.size)
+        probe = 0
+        while waiting.size:
+            slot = (home[waiting] + probe) & self.mask
+            free = self.slot_code[slot] == -1
+            slot, winners = np.unique(slot[free], return_index=True)
+            winners = waiting[free][winners]
+            self.slot_code[slot], self.slot_row[slot] = codes[winners], winners
+            waiting = np.setdiff1d(waiting, winners, assume_unique=True)
+            probe += 1
+        return probe
 
     def lookup(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rank (``_NO_RANK`` when the pair never merges) and position in the table per pair."""
+        """Rank (``_NO_RANK`` when the pair never merges) and table row of each pair."""
         codes = left * self.stride + right
-        where = np.minimum(np.searchsorted(self.codes, codes), max(self.codes.size - 1, 0))
-        if self.codes.size == 0:
-            return np.full(codes.size, _NO_RANK), where
-        return np.where(self.codes[where] == codes, self.ranks[where], _NO_RANK), where
+        home = self._home(codes)
+        rank = np.full(codes.size, _NO_RANK)
+        row = np.zeros(codes.size, dtype=np.int64)
+        todo = np.arange(codes.size)
+        for probe in range(self.max_probe):
+            slot = (home[todo] + probe) & self.mask
+            stored = self.slot_code[slot]
+            hit = stored == codes[todo]
+            row[todo[hit]] = self.slot_row[slot[hit]]
+            rank[todo[hit]] = self.ranks[self.slot_row[slot[hit]]]
+            todo = todo[~hit & (stored != -1)]  # an empty slot ends the search: not a merge
+            if not todo.size:
+                break
+        return rank, row
 
 
 def encode_words(words: list[bytes], byte_ids: np.ndarray, table: PairTable) -> list[tuple[int, ...]]:

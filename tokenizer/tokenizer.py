@@ -231,22 +231,29 @@ class Tokenizer:
             return ()
         return (self._special_ids[self.special_tokens[code - vp.SEPARATOR_BASE - 1]],)
 
-    def encode_array(self, text: str) -> np.ndarray:
-        """Token ids of ``text`` as an int64 array (what ``encode`` returns, without the list)."""
+    def _check_text(self, text) -> None:
         if not isinstance(text, str):
             raise TypeError(f"encode expects str, got {type(text).__name__}; decode bytes first")
+
+    def _blocks(self, text: str) -> Iterator[str]:
+        return vp.boundary_blocks(text, self._special_find, self._max_special)
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """Token ids of ``text`` as an int64 array (what ``encode`` returns, without the list)."""
+        self._check_text(text)
         if len(text) < VECTOR_MIN_CHARS:
             return np.array(self._encode_regex(text), dtype=np.int64)
-        blocks = vp.boundary_blocks(text, self._special_find, self._max_special)
-        return np.concatenate([self._encode_block(block) for block in blocks])
+        return np.concatenate([self._encode_block(block) for block in self._blocks(text)])
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``."""
-        if not isinstance(text, str):
-            raise TypeError(f"encode expects str, got {type(text).__name__}; decode bytes first")
+        self._check_text(text)
         if len(text) < VECTOR_MIN_CHARS:
             return self._encode_regex(text)
-        return self.encode_array(text).tolist()
+        out: list[int] = []
+        for block in self._blocks(text):
+            out += self._encode_block(block).tolist()
+        return out
 
     def encode_iterable(self, iterable: Iterable[str], flush_chars: int = STREAM_FLUSH_CHARS) -> Iterator[int]:
         """Lazily yield the ids of ``"".join(iterable)`` (e.g. a file opened in text mode).

@@ -115,7 +115,7 @@ def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
 def token_hashes(cp: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Polynomial hash (mod 2**64) of each pre-token, independent of its position."""
     n = cp.size
-    powers, inverse_powers = _power_tables(max(BLOCK_CHARS, 1 << (n - 1).bit_length()))
+    powers, inverse_powers = _power_tables(1 << max(12, (n - 1).bit_length()))
     prefix = np.zeros(n + 1, dtype=np.uint64)
     np.cumsum((cp.astype(np.uint64) + np.uint64(1)) * powers[:n], out=prefix[1:])
     ends = np.append(starts[1:], n)

@@ -66,6 +66,7 @@ def encode_file(
         raise IsADirectoryError(f"--out {out} is a directory; give a file path such as {out / 'tokens.bin'}")
     size = path.stat().st_size
     start = time.perf_counter()
+    tokenizer.prepare_tables()  # once here: forked workers inherit them
     with TokenFileWriter(out, tokenizer.vocab_size) as writer, tqdm(
         total=size, desc="encoding", unit="B", unit_scale=True, disable=not progress
     ) as bar:

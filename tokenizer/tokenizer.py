@@ -180,11 +180,17 @@ class Tokenizer:
         if len(missing) < BATCH_BPE_MIN:
             cache.update(zip(missing, map(self._bpe, missing)))
             return
+        self.prepare_tables()
+        words = [piece.encode("utf-8") for piece in missing]
+        cache.update(zip(missing, encode_words(words, self._byte_id_array, self._pair_table)))
+
+    def prepare_tables(self) -> None:
+        """Build the numpy lookup tables now rather than on first use (e.g. once in a parent
+        process, so that forked workers share them)."""
         if self._pair_table is None:
             self._pair_table = PairTable(self._ranks, self.vocab_size)
             self._byte_id_array = np.array(self._byte_ids, dtype=np.int64)
-        words = [piece.encode("utf-8") for piece in missing]
-        cache.update(zip(missing, encode_words(words, self._byte_id_array, self._pair_table)))
+        vp.char_classes()
 
     def _encode_ordinary(self, text: str, out: list[int]) -> None:
         pieces = GPT2_REGEX.findall(text)

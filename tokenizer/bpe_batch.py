@@ -21,6 +21,7 @@ class PairTable:
 
     def __init__(self, ranks: dict[tuple[int, int], tuple[int, int]], vocab_size: int):
         self.stride = vocab_size
+        self.id_objects = list(range(vocab_size))
         codes = np.array([a * vocab_size + b for a, b in ranks], dtype=np.int64)
         values = np.array(list(ranks.values()), dtype=np.int64).reshape(-1, 2)
         self.ranks, self.merged = values[:, 0], values[:, 1]
@@ -87,6 +88,7 @@ def encode_words(words: list[bytes], byte_ids: np.ndarray, table: PairTable) -> 
     flat_owner = np.concatenate(done_owner) if done_owner else np.zeros(0, dtype=np.int64)
     order = np.argsort(flat_owner, kind="stable")  # elements of a word stay in order
     flat = (np.concatenate(done_ids)[order] if done_ids else flat_owner).tolist()
+    flat = list(map(table.id_objects.__getitem__, flat))  # share one int object per id: less memory
     ends = np.cumsum(np.bincount(flat_owner, minlength=len(words))).tolist()
     return [tuple(flat[a:b]) for a, b in zip([0] + ends[:-1], ends)]
 

@@ -145,7 +145,7 @@ def _apply_merge(code, a, b, t, stride, holders, words, counts, pc):
 
     Old pairs around each merged occurrence lose the word count in ``pc``; the pairs containing
     ``t`` are returned (their counts, and the words holding them) since they are all new. Both
-    are found at the occurrences themselves: a word is scanned once, by ``list.index`` (C).
+    are found at the occurrences themselves, located by ``list.count`` and ``list.index`` (C).
     """
     if isinstance(holders, np.ndarray):
         holders = holders.tolist()
@@ -164,16 +164,19 @@ def _apply_merge(code, a, b, t, stride, holders, words, counts, pc):
 
     for wi in holders:
         w = words[wi]
-        try:
-            j = w.index(a)
-        except ValueError:
+        left = w.count(a)  # occurrences of `a` still to visit (counting avoids raising ValueError)
+        if not left:
             continue  # stale entry: an earlier merge already consumed the pair in this word
         n = len(w)
         c = counts[wi]
         out = []
-        i = 0
-        while True:
+        i = search = 0
+        while left:
+            j = w.index(a, search)
+            left -= 1
             if j + 1 < n and w[j + 1] == b:
+                if a == b:
+                    left -= 1  # w[j + 1] is an `a` too, and it is consumed
                 if j > i:
                     out += w[i:j]
                 if j > 0:
@@ -193,10 +196,6 @@ def _apply_merge(code, a, b, t, stride, holders, words, counts, pc):
                 i = search = j + 2
             else:
                 search = j + 1
-            try:
-                j = w.index(a, search)
-            except ValueError:
-                break
         if i == 0:
             continue  # `a` occurs but never followed by `b`
         if i < n:

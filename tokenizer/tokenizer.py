@@ -73,6 +73,7 @@ class Tokenizer:
         self._cache: dict[str, tuple[int, ...]] = {}
         self._special_index = {token: i for i, token in enumerate(self.special_tokens)}
         self._pair_table: PairTable | None = None  # built on first batch merge
+        self._byte_id_array = np.array(self._byte_ids, dtype=np.int64)
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -189,7 +190,6 @@ class Tokenizer:
         process, so that forked workers share them)."""
         if self._pair_table is None:
             self._pair_table = PairTable(self._ranks, self.vocab_size)
-            self._byte_id_array = np.array(self._byte_ids, dtype=np.int64)
         vp.char_classes()
 
     def _encode_ordinary(self, text: str, out: list[int]) -> None:
@@ -219,10 +219,8 @@ class Tokenizer:
         except vp.HashCollision:
             return np.array(self._encode_regex(block), dtype=np.int64)
         first = cp[found.starts]
-        is_text = first < vp.SEPARATOR_BASE
-        text_rows, separator_rows = np.flatnonzero(is_text), np.flatnonzero(~is_text)
-        spans = map(slice, found.starts[text_rows].tolist(), found.ends[text_rows].tolist())
-        pieces = list(map(block.__getitem__, spans))
+        text_rows, pieces = vp.text_pretokens(block, cp, found)
+        separator_rows = np.flatnonzero(first >= vp.SEPARATOR_BASE)
         self._cache_pieces(pieces)
         specials = list(map(self._separator_ids, first[separator_rows].tolist()))
         ids_of = list(map(self._cache.__getitem__, pieces)) + specials  # per distinct pre-token

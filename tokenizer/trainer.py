@@ -8,10 +8,10 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from tokenizer import vector_pretokenize
 from tokenizer.chunks import DEFAULT_CHUNK_BYTES, Chunk, map_chunks, plan_chunks
 from tokenizer.inputs import check_text_file, read_chunk
 from tokenizer.merges import learn_merges
-from tokenizer import vector_pretokenize
 from tokenizer.pretokenize import max_special_length, special_regex, validate_special_tokens
 
 _worker_specials: tuple = (None, 0)  # (special-token regex, longest special), set per worker

@@ -182,6 +182,13 @@ def _check_groups(cp: np.ndarray, starts: np.ndarray, ends: np.ndarray, represen
             raise HashCollision
 
 
+def text_pretokens(block: str, cp: np.ndarray, found: DistinctPretokens) -> tuple[np.ndarray, list[str]]:
+    """The rows of ``found`` that are text, not special-token separators, and their strings."""
+    rows = np.flatnonzero(cp[found.starts] < SEPARATOR_BASE)
+    spans = map(slice, found.starts[rows].tolist(), found.ends[rows].tolist())
+    return rows, list(map(block.__getitem__, spans))
+
+
 def boundary_blocks(text: str, special_find: regex.Pattern | None, max_special: int) -> Iterator[str]:
     """``text`` in consecutive blocks of about ``BLOCK_CHARS`` characters cut at boundaries
     (see ``tokenizer.pretokenize``), so each block pre-tokenises on its own."""
@@ -227,7 +234,6 @@ def count_pretokens(text: str, special_find: regex.Pattern | None = None, max_sp
             for part in split_on_specials(block, special_find):
                 counts.update(GPT2_REGEX.findall(part))
             continue
-        text_ones = cp[found.starts] < SEPARATOR_BASE
-        starts, ends = found.starts[text_ones].tolist(), found.ends[text_ones].tolist()
-        counts.update(dict(zip(map(block.__getitem__, map(slice, starts, ends)), found.counts[text_ones].tolist())))
+        rows, pieces = text_pretokens(block, cp, found)
+        counts.update(dict(zip(pieces, found.counts[rows].tolist())))
     return counts

@@ -1,7 +1,9 @@
 """Fused ops, each with a Triton implementation and a from-scratch PyTorch reference.
 
 Every public function takes ``backend="torch" | "triton" | "auto"`` (auto: Triton on CUDA,
-reference elsewhere) and is differentiable.
+reference elsewhere) and is differentiable. The Triton launchers are registered as PyTorch
+operators (``torch.ops.tritonlm.*``, see ``_ops``), so ``torch.compile(fullgraph=True)`` traces
+models that use them without graph breaks.
 """
 
 from ._backend import BACKENDS, resolve_backend, triton_unavailable_reason, validate_backend
@@ -10,12 +12,8 @@ from ._interpreter_compat import install as _install_interpreter_compat
 _install_interpreter_compat()
 
 from .attention import attention, attention_reference
-from .cross_entropy import (
-    cross_entropy,
-    cross_entropy_reference,
-    linear_cross_entropy,
-    linear_cross_entropy_reference,
-)
+from .cross_entropy import cross_entropy, cross_entropy_reference
+from .linear_cross_entropy import linear_cross_entropy, linear_cross_entropy_reference
 from .rmsnorm import rmsnorm, rmsnorm_reference
 from .softmax import softmax, softmax_reference
 

@@ -11,6 +11,7 @@ import triton.language as tl
 
 from ._attention_tiles import (
     LOG2E,
+    attention_grid,
     dot_precision,
     head_ptr,
     load_head_tile,
@@ -19,17 +20,19 @@ from ._attention_tiles import (
     load_rows,
     store_rows,
     strides,
+    tile_ptrs,
     visible,
 )
 from ._blocks import attention_config_pruner, attention_row_block, attention_tile_configs, head_dim_block
+from ._ops import kernel_op, launch
 
 
 @triton.jit
 def _attention_delta_kernel(O, DO, DELTA, so_b, so_h, so_s, sdo_b, sdo_h, sdo_s, n_heads, q_len,
                             BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, HEAD_DIM: tl.constexpr):
     """``delta[row] = sum(dO[row] * O[row])`` in float32: the softmax backward's row correction."""
-    m0 = tl.program_id(0) * BLOCK_M
-    bh = tl.program_id(1)
+    bh = tl.program_id(0)
+    m0 = tl.program_id(1) * BLOCK_M
     rows = m0 + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     PAD_D: tl.constexpr = BLOCK_D != HEAD_DIM
@@ -47,9 +50,9 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qs, 
     offs_m = tl.arange(0, BLOCK_M)
     for m0 in range(start, end, BLOCK_M):
         rows = m0 + offs_m
-        q = load_rows(q_base + rows[:, None] * stride_qs + offs_d[None, :], rows, q_len, offs_d,
+        q = load_rows(tile_ptrs(q_base, rows, stride_qs, offs_d), rows, q_len, offs_d,
                       HEAD_DIM, PAD_D, True)
-        do = load_rows(do_base + rows[:, None] * stride_dos + offs_d[None, :], rows, q_len, offs_d,
+        do = load_rows(tile_ptrs(do_base, rows, stride_dos, offs_d), rows, q_len, offs_d,
                        HEAD_DIM, PAD_D, True)
         # Rows past q_len get lse = +inf, so their probabilities are exactly 0.
         lse = tl.load(lse_base + rows, mask=rows < q_len, other=float("inf"))
@@ -74,8 +77,8 @@ def _attention_dkdv_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, HEAD_DIM: tl.constexpr,
     CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    n0 = tl.program_id(0) * BLOCK_N
-    bh = tl.program_id(1)
+    bh = tl.program_id(0)
+    n0 = tl.program_id(1) * BLOCK_N
     cols = n0 + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     PAD_D: tl.constexpr = BLOCK_D != HEAD_DIM
@@ -100,9 +103,9 @@ def _attention_dkdv_kernel(
     dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse_base, delta_base, sq_s, sdo_s, cols, offs_d,
                          q_len, k_len, full_start, q_len, qk_scale, BLOCK_M, HEAD_DIM, PAD_D, False, PRECISION)
     dkv_offset = bh.to(tl.int64) * k_len * HEAD_DIM  # dk, dv are contiguous (batch*heads, k_len, head_dim)
-    store_rows(DK + dkv_offset + cols[:, None] * HEAD_DIM + offs_d[None, :], dk * sm_scale, cols, k_len, offs_d,
+    store_rows(tile_ptrs(DK + dkv_offset, cols, HEAD_DIM, offs_d), dk * sm_scale, cols, k_len, offs_d,
                HEAD_DIM)
-    store_rows(DV + dkv_offset + cols[:, None] * HEAD_DIM + offs_d[None, :], dv, cols, k_len, offs_d, HEAD_DIM)
+    store_rows(tile_ptrs(DV + dkv_offset, cols, HEAD_DIM, offs_d), dv, cols, k_len, offs_d, HEAD_DIM)
 
 
 @triton.jit
@@ -112,9 +115,9 @@ def _dq_tiles(dq, q, do, lse, delta, k_base, v_base, stride_ks, stride_vs, rows,
     offs_n = tl.arange(0, BLOCK_N)
     for n0 in range(start, end, BLOCK_N):
         cols = n0 + offs_n
-        k = load_rows(k_base + cols[:, None] * stride_ks + offs_d[None, :], cols, k_len, offs_d,
+        k = load_rows(tile_ptrs(k_base, cols, stride_ks, offs_d), cols, k_len, offs_d,
                       HEAD_DIM, PAD_D, BOUNDARY)
-        v = load_rows(v_base + cols[:, None] * stride_vs + offs_d[None, :], cols, k_len, offs_d,
+        v = load_rows(tile_ptrs(v_base, cols, stride_vs, offs_d), cols, k_len, offs_d,
                       HEAD_DIM, PAD_D, BOUNDARY)
         p = tl.exp2(tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale - lse[:, None])  # (M, N)
         if BOUNDARY:
@@ -135,8 +138,8 @@ def _attention_dq_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, HEAD_DIM: tl.constexpr,
     CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    m0 = (tl.num_programs(0) - 1 - tl.program_id(0)) * BLOCK_M  # heaviest (causal) tiles first
-    bh = tl.program_id(1)
+    bh = tl.program_id(0)
+    m0 = (tl.num_programs(1) - 1 - tl.program_id(1)) * BLOCK_M  # heaviest (causal) tiles first
     rows = m0 + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     PAD_D: tl.constexpr = BLOCK_D != HEAD_DIM
@@ -153,35 +156,43 @@ def _attention_dq_kernel(
     dq = _dq_tiles(dq, q, do, lse, delta, k_base, v_base, sk_s, sv_s, rows, offs_d, q_len, k_len, full_end, end,
                    qk_scale, BLOCK_N, HEAD_DIM, PAD_D, True, CAUSAL, PRECISION)
     dq_offset = bh.to(tl.int64) * q_len * HEAD_DIM  # dq is contiguous (batch*heads, q_len, head_dim)
-    store_rows(DQ + dq_offset + rows[:, None] * HEAD_DIM + offs_d[None, :], dq * sm_scale, rows, q_len, offs_d,
+    store_rows(tile_ptrs(DQ + dq_offset, rows, HEAD_DIM, offs_d), dq * sm_scale, rows, q_len, offs_d,
                HEAD_DIM)
 
 
-def attention_backward(do, q, k, v, out, lse, causal: bool):
+def _backward_outputs(do, q, k, v, out, lse, causal: bool):
+    """Checked shapes, and the empty ``(dq, dk, dv)`` (contiguous, input dtype): also the fake
+    implementation of the backward operator."""
+    if do.shape != q.shape or out.shape != q.shape:
+        raise ValueError(f"dO {tuple(do.shape)} and O {tuple(out.shape)} must have q's shape {tuple(q.shape)}")
+    return tuple(torch.empty(t.shape, device=t.device, dtype=t.dtype) for t in (q, k, v))
+
+
+@kernel_op("attention_backward", fake=_backward_outputs)
+def attention_backward(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                       lse: torch.Tensor, causal: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Launch the backward kernels: returns ``(dq, dk, dv)``, contiguous, in the input dtype."""
+    dq, dk, dv = _backward_outputs(do, q, k, v, out, lse, causal)
     do, q, k, v = (last_dim_contiguous(t) for t in (do, q, k, v))
     batch, heads, q_len, head_dim = q.shape
     k_len = k.shape[2]
-    dq = torch.empty(q.shape, device=q.device, dtype=q.dtype)
-    dk = torch.empty(k.shape, device=k.device, dtype=k.dtype)
-    dv = torch.empty(v.shape, device=v.device, dtype=v.dtype)
     if q_len == 0 or batch * heads == 0:
         return dq, dk.zero_(), dv.zero_()
     sm_scale = 1.0 / math.sqrt(head_dim)
     block_d = head_dim_block(head_dim)
     delta = torch.empty_like(lse)
     row_block = attention_row_block()
-    _attention_delta_kernel[(triton.cdiv(q_len, row_block), batch * heads)](
+    launch(_attention_delta_kernel, (batch * heads, triton.cdiv(q_len, row_block)))(
         out, do, delta, *strides(out), *strides(do), heads, q_len,
         BLOCK_M=row_block, BLOCK_D=block_d, HEAD_DIM=head_dim,
     )
     common = (*strides(q), *strides(k), *strides(v), *strides(do), heads, q_len, k_len,
               triton.next_power_of_2(q_len), triton.next_power_of_2(k_len), sm_scale * LOG2E, sm_scale)
     flags = dict(BLOCK_D=block_d, HEAD_DIM=head_dim, CAUSAL=causal, PRECISION=dot_precision(q.dtype))
-    _attention_dkdv_kernel[lambda meta: (triton.cdiv(k_len, meta["BLOCK_N"]), batch * heads)](
+    launch(_attention_dkdv_kernel, attention_grid(batch * heads, k_len, "BLOCK_N"))(
         q, k, v, do, dk, dv, lse, delta, *common, **flags
     )
-    _attention_dq_kernel[lambda meta: (triton.cdiv(q_len, meta["BLOCK_M"]), batch * heads)](
+    launch(_attention_dq_kernel, attention_grid(batch * heads, q_len, "BLOCK_M"))(
         q, k, v, do, dq, lse, delta, *common, **flags
     )
     return dq, dk, dv

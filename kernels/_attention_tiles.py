@@ -1,6 +1,6 @@
-"""Pieces shared by the flash-attention forward and backward kernels: masked tile loads and
-stores, the key-tile ranges a query tile visits (full tiles, then boundary tiles), the visibility
-mask, and small launcher helpers."""
+"""Pieces shared by the flash-attention forward and backward kernels: tile pointers with 64-bit
+row offsets, masked tile loads and stores, the key-tile ranges a query tile visits (full tiles,
+then boundary tiles), the visibility mask, and the launch grid."""
 
 from __future__ import annotations
 
@@ -29,6 +29,16 @@ def load_rows(ptrs, rows, n_rows, offs_d, HEAD_DIM: tl.constexpr, PAD_D: tl.cons
 
 
 @triton.jit
+def tile_ptrs(base, idx, stride, offs_d):
+    """Pointers to the (len(idx), head_dim) tile at rows ``idx`` of a head starting at ``base``.
+
+    Row offsets are 64-bit: ``row * stride`` passes 2^31 for long sequences in a (batch, seq,
+    heads, head_dim) layout (stride heads * head_dim), where 32-bit offsets would wrap around.
+    """
+    return base + idx.to(tl.int64)[:, None] * stride + offs_d[None, :]
+
+
+@triton.jit
 def head_ptr(PTR, bh, n_heads, stride_b, stride_h):
     """Start of head ``bh % n_heads`` of batch ``bh // n_heads`` (64-bit offsets)."""
     return PTR + (bh // n_heads).to(tl.int64) * stride_b + (bh % n_heads).to(tl.int64) * stride_h
@@ -38,13 +48,13 @@ def head_ptr(PTR, bh, n_heads, stride_b, stride_h):
 def load_head_tile(PTR, bh, n_heads, stride_b, stride_h, stride_s, rows, n_rows, offs_d, HEAD_DIM: tl.constexpr,
                    PAD_D: tl.constexpr):
     """Rows ``rows`` (masked to ``n_rows``) of one head: a (rows, padded head_dim) tile."""
-    ptrs = head_ptr(PTR, bh, n_heads, stride_b, stride_h) + rows[:, None] * stride_s + offs_d[None, :]
+    ptrs = tile_ptrs(head_ptr(PTR, bh, n_heads, stride_b, stride_h), rows, stride_s, offs_d)
     return load_rows(ptrs, rows, n_rows, offs_d, HEAD_DIM, PAD_D, True)
 
 
 @triton.jit
 def store_rows(ptrs, x, rows, n_rows, offs_d, HEAD_DIM: tl.constexpr):
-               tl.store(ptrs, x.to(ptrs.dtype.element_ty), mask=(rows < n_rows)[:, None] & (offs_d < HEAD_DIM)[None, :])
+    tl.store(ptrs, x.to(ptrs.dtype.element_ty), mask=(rows < n_rows)[:, None] & (offs_d < HEAD_DIM)[None, :])
 
 
 @triton.jit
@@ -67,6 +77,25 @@ def visible(rows, cols, q_len, k_len, CAUSAL: tl.constexpr):
     if CAUSAL:
         valid = valid & (cols[None, :] <= rows[:, None] + (k_len - q_len))
     return valid
+
+
+# The largest grid on CUDA's second and third axes; the first allows 2^31 - 1 programs.
+MAX_GRID_YZ = 65535
+
+
+# Sequence tiles are at least 16 rows, so sequences up to this length fit the grid's axis 1.
+MAX_SEQ_LEN = MAX_GRID_YZ * 16
+
+
+def attention_grid(batch_heads: int, seq_len: int, block: str):
+    """Launch grid for kernels with one program per (head, tile of ``meta[block]`` rows of
+    ``seq_len``): heads on axis 0, whose limit is 2^31 - 1 (batch x heads easily passes 65,535),
+    tiles on axis 1. Read by the kernels as ``bh = program_id(0)``, ``tile = program_id(1)``."""
+
+    def grid(meta):
+        return batch_heads, triton.cdiv(seq_len, meta[block])
+
+    return grid
 
 
 def last_dim_contiguous(t: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """The online (one-sweep) max and sum-of-exponentials of a row read in tiles.
 
-Shared by the softmax and cross-entropy kernels for rows longer than one block: each lane keeps a
-running max and a sum of ``exp(x - max)`` rescaled whenever the max grows, and the lanes are
-combined once at the end.
+Shared by the softmax and cross-entropy kernels for rows longer than one block. Each tile's max
+is taken first and folded into the running row max, so every element costs one exponential
+(``exp(x - max)``) plus one per tile to rescale the running sum: half the special-function work
+of a per-lane running max (two exponentials per element), which matters once the loads are fast
+and the soft-capped loss adds a third.
 """
 
 from __future__ import annotations
@@ -12,18 +14,17 @@ import triton.language as tl
 
 
 @triton.jit
-def online_max_sum_step(lane_max, lane_sum, x):
-    """Fold the tile ``x`` into the per-lane running max and sum; returns (max, sum)."""
-    new_max = tl.maximum(lane_max, x)
-    # A lane that has seen only -inf keeps sum 0 (avoids -inf - -inf = NaN).
-    safe_max = tl.where(new_max == float("-inf"), 0.0, new_max)
-    lane_sum = lane_sum * tl.exp(lane_max - safe_max) + tl.exp(x - safe_max)
-    return new_max, lane_sum
+def online_max_sum_init():
+    """The running (row max, row sum) before the first tile: (-inf, 0) as float32 scalars."""
+    return tl.full((), float("-inf"), tl.float32), tl.full((), 0.0, tl.float32)
 
 
 @triton.jit
-def online_max_sum_finish(lane_max, lane_sum):
-    """Combine the lanes: the row max and the row sum of ``exp(x - row max)``."""
-    row_max = tl.max(lane_max, axis=0)
-    row_sum = tl.sum(lane_sum * tl.exp(lane_max - row_max), axis=0)
-    return row_max, row_sum
+def online_max_sum_step(row_max, row_sum, x):
+    """Fold the tile ``x`` (masked lanes -inf) into the running row max and the running sum of
+    ``exp(x - row max)``; returns the new (max, sum)."""
+    new_max = tl.maximum(row_max, tl.max(x, axis=0))
+    # While only -inf has been seen, rescale from 0 instead (avoids -inf - -inf = NaN).
+    safe_max = tl.where(new_max == float("-inf"), 0.0, new_max)
+    row_sum = row_sum * tl.exp(row_max - safe_max) + tl.sum(tl.exp(x - safe_max), axis=0)
+    return new_max, row_sum

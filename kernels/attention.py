@@ -1,8 +1,14 @@
 """Scaled dot-product attention on (..., seq, head_dim) tensors.
 
+Layers: the ``@triton.jit`` kernels; the launchers ``attention_forward`` / ``attention_backward``,
+registered as operators ``torch.ops.tritonlm.attention_forward`` / ``attention_backward`` (the
+forward differentiable through ``register_autograd``); ``attention_triton`` (dtype and autocast
+handling); ``attention(..., backend=)``.
+
 Triton design: flash attention 2. Scores are never materialised beyond one (queries x keys) tile.
 
-* forward, one program per (query tile, batch*head): loops over key tiles keeping a running max
+* forward, one program per (batch*head, query tile), batch*head on the grid's first axis (its
+  limit is 2^31 - 1, not 65,535) and row offsets in 64 bits (see ``tile_ptrs``): loops over key tiles keeping a running max
   ``m``, running sum ``l`` and the unnormalised output in float32 (online softmax, base-2
   exponentials with ``log2(e)`` folded into the scale); saves ``lse = m + log2(l)`` per row.
   Key tiles come in two kinds, chosen by a compile-time flag: *full* tiles (entirely visible,
@@ -27,6 +33,8 @@ from ._backend import resolve_backend
 from ._attention_backward import attention_backward
 from ._attention_tiles import (
     LOG2E,
+    MAX_SEQ_LEN,
+    attention_grid,
     dot_precision,
     head_ptr,
     load_head_tile,
@@ -35,10 +43,12 @@ from ._attention_tiles import (
     load_rows,
     store_rows,
     strides,
+    tile_ptrs,
     visible,
 )
 from ._blocks import attention_config_pruner, attention_tile_configs, head_dim_block
 from ._checks import autocast_disabled, check_float, check_same_device, check_same_dtype, compute_dtype
+from ._ops import kernel_op, launch
 from ._reference_grads import AttentionFunction as ReferenceAttention
 
 
@@ -70,7 +80,7 @@ def _forward_tiles(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, rows,
     offs_n = tl.arange(0, BLOCK_N)
     for n0 in range(start, end, BLOCK_N):
         cols = n0 + offs_n
-        k = load_rows(k_base + cols[:, None] * stride_ks + offs_d[None, :], cols, k_len, offs_d,
+        k = load_rows(tile_ptrs(k_base, cols, stride_ks, offs_d), cols, k_len, offs_d,
                       HEAD_DIM, PAD_D, BOUNDARY)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # (M, N), log2 units
         if BOUNDARY:
@@ -79,7 +89,7 @@ def _forward_tiles(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, rows,
         p = tl.exp2(s - m_new[:, None])
         alpha = tl.exp2(m_i - m_new)
         l_i = l_i * alpha + tl.sum(p, axis=1)
-        v = load_rows(v_base + cols[:, None] * stride_vs + offs_d[None, :], cols, k_len, offs_d,
+        v = load_rows(tile_ptrs(v_base, cols, stride_vs, offs_d), cols, k_len, offs_d,
                       HEAD_DIM, PAD_D, BOUNDARY)
         acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None], input_precision=PRECISION)
         m_i = m_new
@@ -97,8 +107,8 @@ def _attention_forward_kernel(
     CAUSAL: tl.constexpr, PRECISION: tl.constexpr,
 ):
     # Last query tiles first: under a causal mask they do the most work, so they start earliest.
-    m0 = (tl.num_programs(0) - 1 - tl.program_id(0)) * BLOCK_M
-    bh = tl.program_id(1)
+    bh = tl.program_id(0)
+    m0 = (tl.num_programs(1) - 1 - tl.program_id(1)) * BLOCK_M
     rows = m0 + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     PAD_D: tl.constexpr = BLOCK_D != HEAD_DIM
@@ -114,7 +124,7 @@ def _attention_forward_kernel(
     acc, l_i, m_i = _forward_tiles(acc, l_i, m_i, q, k_base, v_base, sk_s, sv_s, rows, offs_d, q_len, k_len,
                                    full_end, end, qk_scale, BLOCK_N, HEAD_DIM, PAD_D, True, CAUSAL, PRECISION)
     out = acc / l_i[:, None]
-    o_ptrs = head_ptr(O, bh, n_heads, so_b, so_h) + rows[:, None] * so_s + offs_d[None, :]
+    o_ptrs = tile_ptrs(head_ptr(O, bh, n_heads, so_b, so_h), rows, so_s, offs_d)
     store_rows(o_ptrs, out, rows, q_len, offs_d, HEAD_DIM)
     tl.store(LSE + bh.to(tl.int64) * q_len + rows, m_i + tl.log2(l_i), mask=rows < q_len)
 
@@ -141,6 +151,11 @@ def _check_attention_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, c
         raise ValueError(f"head_dim {head_dim} is outside the supported 1..256; use backend='torch'")
     if k.shape[2] == 0:
         raise ValueError("k and v have no positions to attend to (seq length 0)")
+    if max(q.shape[2], k.shape[2]) > MAX_SEQ_LEN:
+        raise ValueError(
+            f"sequences of {max(q.shape[2], k.shape[2])} positions exceed the {MAX_SEQ_LEN:,} the launch grid "
+            "covers; split the sequence or use backend='torch'"
+        )
     if causal and q.shape[2] > k.shape[2]:
         raise ValueError(
             f"causal attention with more queries ({q.shape[2]}) than keys ({k.shape[2]}) leaves the first "
@@ -148,18 +163,27 @@ def _check_attention_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, c
         )
 
 
-def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool):
-    """Launch the forward: returns ``(out, lse)``; ``lse`` is float32 (batch*heads, q_len), base 2."""
+def _forward_outputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool):
+    """Checked inputs, and the empty ``(out, lse)``: also the forward operator's fake implementation."""
     _check_attention_inputs(q, k, v, causal)
+    batch, heads, q_len, _ = q.shape
+    out = torch.empty(q.shape, device=q.device, dtype=q.dtype)
+    lse = torch.empty(batch * heads, q_len, device=q.device, dtype=torch.float32)
+    return out, lse
+
+
+@kernel_op("attention_forward", fake=_forward_outputs)
+def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      causal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Launch the forward: returns ``(out, lse)``; ``lse`` is float32 (batch*heads, q_len), base 2.
+    Differentiable in q, k and v (the backward launches ``attention_backward``)."""
+    out, lse = _forward_outputs(q, k, v, causal)
     q, k, v = (last_dim_contiguous(t) for t in (q, k, v))
     batch, heads, q_len, head_dim = q.shape
     k_len = k.shape[2]
-    out = torch.empty(q.shape, device=q.device, dtype=q.dtype)
-    lse = torch.empty(batch * heads, q_len, device=q.device, dtype=torch.float32)
     if q_len == 0 or batch * heads == 0:
         return out, lse
-    grid = lambda meta: (triton.cdiv(q_len, meta["BLOCK_M"]), batch * heads)  # noqa: E731
-    _attention_forward_kernel[grid](
+    launch(_attention_forward_kernel, attention_grid(batch * heads, q_len, "BLOCK_M"))(
         q, k, v, out, lse, *strides(q), *strides(k), *strides(v), *strides(out),
         heads, q_len, k_len, triton.next_power_of_2(q_len), triton.next_power_of_2(k_len),
         LOG2E / math.sqrt(head_dim),
@@ -168,31 +192,30 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal:
     return out, lse
 
 
-class FlashAttentionFunction(torch.autograd.Function):
-    """Differentiable Triton flash attention on (batch, heads, seq, head_dim) tensors."""
-
-    @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
-        out, lse = attention_forward(q, k, v, causal)
-        ctx.save_for_backward(q, k, v, out, lse)
-        ctx.causal = causal
-        return out
-
-    @staticmethod
-    def backward(ctx, do: torch.Tensor):
-        q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = attention_backward(do, q, k, v, out, lse, ctx.causal)
-        return dq, dk, dv, None
+def _save_for_backward(ctx, inputs, output) -> None:
+    q, k, v, causal = inputs
+    ctx.save_for_backward(q, k, v, *output)
+    ctx.causal = causal
 
 
-@torch.compiler.disable
-def _attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool) -> torch.Tensor:
-    """One compute dtype (see ``attention``), autocast off inside, eager under torch.compile."""
+def _backward(ctx, do: torch.Tensor, _dlse: torch.Tensor | None):
+    q, k, v, out, lse = ctx.saved_tensors
+    dq, dk, dv = attention_backward(do, q, k, v, out, lse, ctx.causal)
+    return dq, dk, dv, None
+
+
+attention_forward.register_autograd(_backward, setup_context=_save_for_backward)
+
+
+def attention_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """Triton flash attention on (batch, heads, seq, head_dim) tensors, differentiable; computes in
+    one dtype (see ``attention``) with autocast off inside."""
     if all(t.is_floating_point() for t in (q, k, v)):
         dtype = compute_dtype(q.device, q, k, v)
         q, k, v = (t.to(dtype) for t in (q, k, v))
     with autocast_disabled(q.device):
-        return FlashAttentionFunction.apply(q, k, v, causal)
+        out, _ = attention_forward(q, k, v, causal)
+    return out
 
 
 def attention(
@@ -204,5 +227,5 @@ def attention(
     F.scaled_dot_product_attention), otherwise the promoted dtype of q, k and v.
     """
     if resolve_backend(backend, q.device) == "triton":
-        return _attention_triton(q, k, v, causal)
+        return attention_triton(q, k, v, causal)
     return attention_reference(q, k, v, causal=causal)

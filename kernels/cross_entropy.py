@@ -1,18 +1,26 @@
-"""Mean cross-entropy over token positions, and the LM head fused with it.
+"""Mean cross-entropy over token positions (the LM head fused with it: ``linear_cross_entropy.py``).
+
+Layers: the ``@triton.jit`` loss kernel; the launchers, registered as operators
+``torch.ops.tritonlm.cross_entropy_losses`` (loss only), ``cross_entropy_losses_and_grad_``
+(loss, and the gradient written into a buffer it is given) and ``scale_by_upstream_``;
+``CrossEntropyFunction``, the ``torch.autograd.Function`` that ties them together (an
+``autograd.Function`` rather than ``register_autograd``: the gradient is written into a buffer
+the operator mutates, possibly the logits themselves, and only functional operators take
+``register_autograd``; ``torch.compile`` traces the Function and the operators without graph
+breaks); ``cross_entropy(..., backend=)``.
 
 Triton design: one program per token row.
 
-* The loss kernel computes ``logsumexp(logits) - logits[target]`` with an online max/sum over
-  vocab tiles (each lane keeps a running max and rescaled sum, combined once), and in the same
-  kernel writes the gradient of the *mean* loss, ``(softmax - onehot) / num_valid``, so the
-  backward is a single scalar multiply. Rows that fit one block are read once from registers.
-  ``num_valid`` (targets != ignore_index) stays on the device: no host synchronisation.
-  Ignored rows get loss 0 and gradient 0; a target outside ``[0, vocab)`` gives a NaN loss.
-* ``linear_cross_entropy`` runs the LM head in token chunks: for each chunk the logits are
-  computed, the loss kernel overwrites them with their gradient in place, and the chunk's
-  contributions ``grad @ W`` (to dhidden) and ``grad^T @ h`` (to dweight) are taken at once.
-  The full (tokens x vocab) logits never exist.
-* backward scales the stored gradients by the upstream gradient in place, with a kernel that
+* The kernel computes ``logsumexp(logits) - logits[target]`` with an online max/sum over vocab
+  tiles (per-tile max: one exponential per element), and in the same kernel writes the gradient
+  of the *mean* loss, ``(softmax - onehot) / num_valid``, so the backward is a single scalar
+  multiply. Rows that fit one block are read once from registers. ``num_valid`` (targets !=
+  ignore_index) stays on the device: no host synchronisation. Ignored rows get loss 0 and
+  gradient 0; a target outside ``[0, vocab)`` gives a NaN loss.
+* ``overwrite_logits=True`` writes that gradient over the logits (each row is read before it is
+  overwritten): no second tokens x vocab buffer, the memory of the loss is the logits alone.
+  The logits then hold the gradient, so it is for logits nobody reads afterwards (the LM's own).
+* backward scales the stored gradient by the upstream gradient in place, with a kernel that
   reads that scalar on the device and does nothing when it is 1 (the usual ``loss.backward()``):
   no extra pass over the gradient and no host synchronisation. Because the stored gradient is
   consumed, a second backward through the same graph raises (recompute the loss instead).
@@ -25,16 +33,10 @@ import triton
 import triton.language as tl
 
 from ._backend import resolve_backend
-from ._blocks import linear_cross_entropy_chunk_tokens, row_blocks
-from ._checks import (
-    autocast_disabled,
-    check_float,
-    check_rows,
-    check_same_device,
-    check_same_dtype,
-    compute_dtype,
-)
-from ._online import online_max_sum_finish, online_max_sum_step
+from ._blocks import row_blocks
+from ._checks import autocast_disabled, check_float, check_rows
+from ._ops import kernel_op, launch
+from ._online import online_max_sum_init, online_max_sum_step
 from ._reference_grads import CrossEntropyFunction as ReferenceCrossEntropy
 
 # Vocab tile sizes: whole rows up to 16k stay in registers on the GPU; under the interpreter a
@@ -53,18 +55,9 @@ def cross_entropy_reference(
     computed in float32. Options used by LM recipes: ``softcap > 0`` first maps the logits to
     ``softcap * tanh(logits / softcap)``; ``z_loss`` adds ``z_loss * logsumexp^2`` per position.
     """
-    _check_loss_options(softcap, z_loss)
+    check_loss_options(softcap, z_loss)
     logits2d = logits.reshape(-1, logits.shape[-1])  # (tokens, vocab)
     return ReferenceCrossEntropy.apply(logits2d, targets.reshape(-1), ignore_index, softcap, z_loss)
-
-
-def linear_cross_entropy_reference(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100, *,
-    softcap: float = 0.0, z_loss: float = 0.0,
-) -> torch.Tensor:
-    """Cross-entropy of ``hidden @ weight.T`` (the LM head), materialising the full logits."""
-    logits = torch.matmul(hidden, weight.t())
-    return cross_entropy_reference(logits, targets, ignore_index, softcap=softcap, z_loss=z_loss)
 
 
 @triton.jit
@@ -117,12 +110,10 @@ def _cross_entropy_kernel(
         row_max = tl.max(x, axis=0)
         row_sum = tl.sum(tl.exp(x - row_max), axis=0)
     else:
-        lane_max = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
-        lane_sum = tl.zeros([BLOCK], dtype=tl.float32)
+        row_max, row_sum = online_max_sum_init()
         for start in range(0, n_cols, BLOCK):
             x = _load_logits(logits_row + start + cols, start + cols < n_cols, softcap, SOFTCAP)
-            lane_max, lane_sum = online_max_sum_step(lane_max, lane_sum, x)
-        row_max, row_sum = online_max_sum_finish(lane_max, lane_sum)
+            row_max, row_sum = online_max_sum_step(row_max, row_sum, x)
     lse = row_max + tl.log(row_sum)
     loss = lse - target_logit
     if Z_LOSS:
@@ -155,29 +146,24 @@ def _scale_by_upstream_kernel(X, UPSTREAM, n, BLOCK: tl.constexpr):
         tl.store(X + offs, (x * upstream).to(X.dtype.element_ty), mask=mask)
 
 
-def scale_by_upstream_(grad: torch.Tensor, upstream: torch.Tensor) -> torch.Tensor:
-    """Multiply the contiguous ``grad`` in place by the scalar tensor ``upstream`` (device-side check)."""
+def scale_by_upstream_fake(grad: torch.Tensor, upstream: torch.Tensor) -> None:
     if not grad.is_contiguous():
         raise ValueError("the stored gradient must be contiguous")
+
+
+@kernel_op("scale_by_upstream_", fake=scale_by_upstream_fake, mutates_args=("grad",))
+def scale_by_upstream_(grad: torch.Tensor, upstream: torch.Tensor) -> None:
+    """Multiply the contiguous ``grad`` in place by the scalar tensor ``upstream`` (device-side check)."""
+    scale_by_upstream_fake(grad, upstream)
     n = grad.numel()
     if n:
         block = 4096
-        _scale_by_upstream_kernel[(triton.cdiv(n, block),)](grad, upstream.reshape(1), n, BLOCK=block, num_warps=8)
-    return grad
-
-
-def _take_stored_grads(ctx) -> tuple:
-    """The gradients stored by the forward, once: they are scaled in place by the backward."""
-    if ctx.grads_consumed:
-        raise RuntimeError(
-            "the Triton cross-entropy computes its gradient in the forward and can backpropagate once; "
-            "to backpropagate again, recompute the loss (or use backend='torch')"
+        launch(_scale_by_upstream_kernel, (triton.cdiv(n, block),))(
+            grad, upstream.reshape(1), n, BLOCK=block, num_warps=8
         )
-    ctx.grads_consumed = True
-    return ctx.saved_tensors
 
 
-def _check_targets(targets: torch.Tensor, expected_shape: tuple[int, ...], device: torch.device) -> None:
+def check_targets(targets: torch.Tensor, expected_shape: tuple[int, ...], device: torch.device) -> None:
     if not isinstance(targets, torch.Tensor) or targets.dtype not in (torch.int64, torch.int32):
         got = targets.dtype if isinstance(targets, torch.Tensor) else type(targets).__name__
         raise TypeError(f"targets must be an int64 or int32 tensor of class ids, got {got}")
@@ -190,32 +176,36 @@ def _check_targets(targets: torch.Tensor, expected_shape: tuple[int, ...], devic
         raise ValueError(f"targets are on {targets.device} but the logits on {device}; move them with .to()")
 
 
+def check_loss_options(softcap: float, z_loss: float) -> None:
+    if not softcap >= 0:
+        raise ValueError(f"softcap must be >= 0 (0 = off), got {softcap}")
+    if not z_loss >= 0:
+        raise ValueError(f"z_loss must be >= 0 (0 = off), got {z_loss}")
+
+
 def count_valid(targets: torch.Tensor, ignore_index: int) -> torch.Tensor:
     """Number of non-ignored targets as a float32 device scalar (no host synchronisation)."""
     return (targets != ignore_index).sum().to(torch.float32)
 
 
-def cross_entropy_forward(
+def launch_loss_kernel(
     logits2d: torch.Tensor, targets1d: torch.Tensor, ignore_index: int, num_valid: torch.Tensor,
     grad_out: torch.Tensor | None = None, softcap: float = 0.0, z_loss: float = 0.0,
 ) -> torch.Tensor:
-    """Launch the loss kernel on (rows, vocab) logits; returns per-row losses (float32).
+    """Run the loss kernel on (rows, vocab) logits; returns per-row losses (float32).
 
     When ``grad_out`` is given (it may be ``logits2d`` itself, for an in-place gradient) the
     gradient of the mean loss over ``num_valid`` positions is written into it.
     """
-    check_float("logits", logits2d)
-    check_rows("logits", logits2d)
-    _check_targets(targets1d, logits2d.shape[:1], logits2d.device)
+    losses = _losses_output(logits2d, targets1d)
     n_rows, n_cols = logits2d.shape
-    losses = torch.empty(n_rows, device=logits2d.device, dtype=torch.float32)
     if n_rows == 0:
         return losses
     if grad_out is not None:
         check_rows("grad", grad_out)
     blocks = row_blocks(n_cols, _GPU_MAX_BLOCK, _INTERPRETER_MAX_BLOCK)
     grad = logits2d if grad_out is None else grad_out
-    _cross_entropy_kernel[(n_rows,)](
+    launch(_cross_entropy_kernel, (n_rows,))(
         logits2d, grad, targets1d.contiguous(), losses, num_valid, logits2d.stride(0), grad.stride(0),
         n_cols, ignore_index, float(softcap), float(z_loss),
         BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, WRITE_GRAD=grad_out is not None,
@@ -224,143 +214,101 @@ def cross_entropy_forward(
     return losses
 
 
+def _losses_output(logits2d: torch.Tensor, targets1d: torch.Tensor, *_) -> torch.Tensor:
+    """Checked inputs, and the empty per-row losses: also the fake implementation of both ops."""
+    check_float("logits", logits2d)
+    check_rows("logits", logits2d)
+    check_targets(targets1d, logits2d.shape[:1], logits2d.device)
+    return torch.empty(logits2d.shape[0], device=logits2d.device, dtype=torch.float32)
+
+
+@kernel_op("cross_entropy_losses", fake=_losses_output)
+def cross_entropy_losses(logits2d: torch.Tensor, targets1d: torch.Tensor, ignore_index: int, softcap: float,
+                         z_loss: float) -> torch.Tensor:
+    """Per-row losses of (rows, vocab) ``logits2d`` (float32; 0 where ignored): no gradient."""
+    num_valid = torch.ones((), device=logits2d.device, dtype=torch.float32)  # read only with a gradient
+    return launch_loss_kernel(logits2d, targets1d, ignore_index, num_valid, None, softcap, z_loss)
+
+
+@kernel_op("cross_entropy_losses_and_grad_", fake=_losses_output, mutates_args=("grad",))
+def cross_entropy_losses_and_grad_(logits2d: torch.Tensor, targets1d: torch.Tensor, num_valid: torch.Tensor,
+                                   grad: torch.Tensor, ignore_index: int, softcap: float,
+                                   z_loss: float) -> torch.Tensor:
+    """Per-row losses, and the gradient of their mean over ``num_valid`` rows written into
+    ``grad`` ((rows, vocab), row-strided; it may be ``logits2d`` itself)."""
+    return launch_loss_kernel(logits2d, targets1d, ignore_index, num_valid, grad, softcap, z_loss)
+
+
+def take_stored_grads(ctx) -> tuple:
+    """The gradients stored by the forward, once: they are scaled in place by the backward."""
+    if not torch.compiler.is_compiling():
+        if getattr(ctx, "grads_consumed", False):
+            raise RuntimeError(
+                "the Triton cross-entropy computes its gradient in the forward and can backpropagate once; "
+                "to backpropagate again, recompute the loss (or use backend='torch')"
+            )
+        ctx.grads_consumed = True
+    return ctx.saved_tensors
+
+
 class CrossEntropyFunction(torch.autograd.Function):
     """Mean cross-entropy whose logits gradient is computed in the forward kernel."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, ignore_index: int, softcap: float = 0.0,
-                z_loss: float = 0.0) -> torch.Tensor:
-        _check_loss_options(softcap, z_loss)
+                z_loss: float = 0.0, overwrite_logits: bool = False, grad_enabled: bool = True) -> torch.Tensor:
+        """``grad_enabled``: the caller's grad mode (``needs_input_grad`` says only requires_grad,
+        also under ``torch.no_grad()``, where no gradient must be computed)."""
+        check_loss_options(softcap, z_loss)
         check_float("logits", logits)
         if logits.dim() < 1 or logits.shape[-1] == 0:
             raise ValueError(f"logits must have a non-empty vocab dimension, got shape {tuple(logits.shape)}")
-        _check_targets(targets, logits.shape[:-1], logits.device)
-        logits2d = logits.reshape(-1, logits.shape[-1])  # (tokens, vocab)
+        check_targets(targets, logits.shape[:-1], logits.device)
+        # (tokens, vocab); detached: the gradient may be written over it, outside autograd's view tracking
+        logits2d = logits.detach().reshape(-1, logits.shape[-1])
+        in_place = overwrite_logits
         if logits2d.shape[-1] > 1 and logits2d.stride(-1) != 1:
-            logits2d = logits2d.contiguous()
+            logits2d, in_place = logits2d.contiguous(), True  # a copy of our own: its gradient can go over it
         targets1d = targets.reshape(-1)  # (tokens,)
         num_valid = count_valid(targets1d, ignore_index)
-        grad = torch.empty_like(logits2d, memory_format=torch.contiguous_format) if ctx.needs_input_grad[0] else None
-        losses = cross_entropy_forward(logits2d, targets1d, ignore_index, num_valid, grad, softcap, z_loss)
-        ctx.save_for_backward(grad)
-        ctx.logits_shape, ctx.grads_consumed = logits.shape, False
+        if grad_enabled and ctx.needs_input_grad[0]:
+            grad = logits2d if in_place else torch.empty_like(logits2d, memory_format=torch.contiguous_format)
+            losses = cross_entropy_losses_and_grad_(logits2d, targets1d, num_valid, grad, ignore_index, softcap,
+                                                    z_loss)
+            ctx.save_for_backward(grad)
+        else:
+            losses = cross_entropy_losses(logits2d, targets1d, ignore_index, softcap, z_loss)
+        ctx.logits_shape = logits.shape
         return losses.sum() / num_valid
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
-        (grad,) = _take_stored_grads(ctx)
-        return scale_by_upstream_(grad, grad_loss).view(ctx.logits_shape), None, None, None, None
+        (grad,) = take_stored_grads(ctx)
+        scale_by_upstream_(grad, grad_loss)
+        return grad.view(ctx.logits_shape), None, None, None, None, None, None
 
 
-class LinearCrossEntropyFunction(torch.autograd.Function):
-    """Mean cross-entropy of ``hidden @ weight.T``, computed chunk by chunk over the tokens."""
-
-    @staticmethod
-    def forward(ctx, hidden, weight, targets, ignore_index: int, softcap: float = 0.0, z_loss: float = 0.0,
-                chunk_tokens: int | None = None):
-        _check_loss_options(softcap, z_loss)
-        _check_linear_inputs(hidden, weight, targets)
-        h2d = hidden.reshape(-1, hidden.shape[-1])  # (tokens, hidden_dim)
-        targets1d = targets.reshape(-1)  # (tokens,)
-        n_tokens, vocab = h2d.shape[0], weight.shape[0]
-        chunk = chunk_tokens or linear_cross_entropy_chunk_tokens(n_tokens, vocab, h2d.shape[1])
-        num_valid = count_valid(targets1d, ignore_index)
-        want_dh, want_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        # Contiguous gradient buffers whatever the inputs' layouts (the backward scales them in place).
-        dh = torch.empty(h2d.shape, device=h2d.device, dtype=h2d.dtype) if want_dh else None
-        dw = torch.zeros(weight.shape, device=weight.device, dtype=weight.dtype) if want_dw else None
-        losses = torch.empty(n_tokens, device=h2d.device, dtype=torch.float32)
-        for start in range(0, n_tokens, chunk):
-            h_chunk = h2d[start : start + chunk]  # (chunk, hidden_dim)
-            logits = h_chunk @ weight.t()  # (chunk, vocab); overwritten by its gradient below
-            grad = logits if (want_dh or want_dw) else None
-            losses[start : start + chunk] = cross_entropy_forward(
-                logits, targets1d[start : start + chunk], ignore_index, num_valid, grad, softcap, z_loss
-            )
-            if want_dh:
-                torch.matmul(logits, weight, out=dh[start : start + chunk])
-            if want_dw:
-                dw.addmm_(logits.t(), h_chunk)
-        ctx.save_for_backward(dh, dw)
-        ctx.hidden_shape, ctx.grads_consumed = hidden.shape, False
-        return losses.sum() / num_valid
-
-    @staticmethod
-    def backward(ctx, grad_loss: torch.Tensor):
-        dh, dw = _take_stored_grads(ctx)
-        dhidden = None if dh is None else scale_by_upstream_(dh, grad_loss).view(ctx.hidden_shape)
-        dweight = None if dw is None else scale_by_upstream_(dw, grad_loss)
-        return dhidden, dweight, None, None, None, None, None
-
-
-def _check_loss_options(softcap: float, z_loss: float) -> None:
-    if not softcap >= 0:
-        raise ValueError(f"softcap must be >= 0 (0 = off), got {softcap}")
-    if not z_loss >= 0:
-        raise ValueError(f"z_loss must be >= 0 (0 = off), got {z_loss}")
-
-
-def _check_linear_inputs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> None:
-    check_float("hidden", hidden)
-    check_float("weight", weight)
-    check_same_device(hidden=hidden, weight=weight)
-    check_same_dtype(hidden=hidden, weight=weight)
-    if weight.dim() != 2 or hidden.dim() < 1 or hidden.shape[-1] != weight.shape[1]:
-        raise ValueError(
-            f"weight must be (vocab, hidden_dim) matching hidden's last dimension; got hidden "
-            f"{tuple(hidden.shape)} and weight {tuple(weight.shape)}"
-        )
-    _check_targets(targets, hidden.shape[:-1], hidden.device)
-
-
-# The Triton entry points run eagerly under torch.compile (a clean graph break): the kernels are
-# already fused, and their forward-computed gradients keep state the compiler should not trace.
-@torch.compiler.disable
-def _cross_entropy_triton(logits, targets, ignore_index: int, softcap: float, z_loss: float) -> torch.Tensor:
+def cross_entropy_triton(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100, *,
+                         softcap: float = 0.0, z_loss: float = 0.0, overwrite_logits: bool = False) -> torch.Tensor:
+    """Triton mean cross-entropy (see ``cross_entropy``); autocast off inside."""
     with autocast_disabled(logits.device):
-        return CrossEntropyFunction.apply(logits, targets, ignore_index, softcap, z_loss)
-
-
-@torch.compiler.disable
-def _linear_cross_entropy_triton(hidden, weight, targets, ignore_index: int, softcap: float,
-                                 z_loss: float) -> torch.Tensor:
-    if hidden.is_floating_point() and weight.is_floating_point():
-        dtype = compute_dtype(hidden.device, hidden, weight)
-        hidden, weight = hidden.to(dtype), weight.to(dtype)
-    with autocast_disabled(hidden.device):
-        return LinearCrossEntropyFunction.apply(hidden, weight, targets, ignore_index, softcap, z_loss, None)
+        return CrossEntropyFunction.apply(logits, targets, ignore_index, softcap, z_loss, overwrite_logits,
+                                          torch.is_grad_enabled())
 
 
 def cross_entropy(
     logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100, backend: str = "auto", *,
-    softcap: float = 0.0, z_loss: float = 0.0,
+    softcap: float = 0.0, z_loss: float = 0.0, overwrite_logits: bool = False,
 ) -> torch.Tensor:
     """Mean cross-entropy of (..., vocab) ``logits`` against (...) ``targets``, skipping ``ignore_index``.
 
     ``softcap`` (> 0: logits become ``softcap * tanh(logits / softcap)``) and ``z_loss`` (adds
-    ``z_loss * logsumexp^2`` per position) are fused into the Triton kernel.
+    ``z_loss * logsumexp^2`` per position) are fused into the Triton kernel. With
+    ``overwrite_logits=True`` the Triton path writes the logits' gradient over the logits (no
+    second tokens x vocab buffer; the logits' values are gone once the loss is computed; the
+    reference path ignores it).
     """
     if resolve_backend(backend, logits.device) == "triton":
-        return _cross_entropy_triton(logits, targets, ignore_index, softcap, z_loss)
+        return cross_entropy_triton(logits, targets, ignore_index, softcap=softcap, z_loss=z_loss,
+                                    overwrite_logits=overwrite_logits)
     return cross_entropy_reference(logits, targets, ignore_index, softcap=softcap, z_loss=z_loss)
-
-
-def linear_cross_entropy(
-    hidden: torch.Tensor,
-    weight: torch.Tensor,
-    targets: torch.Tensor,
-    ignore_index: int = -100,
-    backend: str = "auto",
-    *,
-    softcap: float = 0.0,
-    z_loss: float = 0.0,
-) -> torch.Tensor:
-    """``cross_entropy(hidden @ weight.T, targets)`` without holding all the logits at once (Triton).
-
-    The Triton path runs the LM head in one dtype: under autocast the autocast dtype (as the
-    autocast linear layer would), otherwise the promoted dtype of hidden and weight. ``softcap``
-    and ``z_loss`` as in ``cross_entropy``.
-    """
-    if resolve_backend(backend, hidden.device) == "triton":
-        return _linear_cross_entropy_triton(hidden, weight, targets, ignore_index, softcap, z_loss)
-    return linear_cross_entropy_reference(hidden, weight, targets, ignore_index, softcap=softcap, z_loss=z_loss)

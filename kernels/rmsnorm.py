@@ -1,5 +1,10 @@
 """RMSNorm: ``x / sqrt(mean(x^2) + eps) * weight`` over the last dimension.
 
+Layers: the ``@triton.jit`` kernels; ``rmsnorm_forward`` / ``rmsnorm_backward``, the launchers,
+registered as operators ``torch.ops.tritonlm.rmsnorm_forward`` / ``rmsnorm_backward`` (the
+forward differentiable through ``register_autograd``, so ``torch.compile`` traces it without a
+graph break); ``rmsnorm_triton`` for any leading shape; ``rmsnorm(..., backend=)``.
+
 Triton design (one program per row in the forward; in the backward a fixed number of programs,
 each over a run of rows):
 
@@ -21,6 +26,7 @@ import triton.language as tl
 from ._backend import resolve_backend
 from ._blocks import row_blocks, rows_per_program, sm_count
 from ._checks import check_float, check_rows, check_same_device
+from ._ops import kernel_op, launch
 from ._reference_grads import RMSNormFunction as ReferenceRMSNorm
 
 
@@ -128,30 +134,45 @@ def _check_inputs(x: torch.Tensor, weight: torch.Tensor) -> None:
         raise ValueError("weight must be contiguous; call .contiguous()")
 
 
-def rmsnorm_forward(x2d: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Launch the forward on (rows, cols) ``x2d``: returns ``(y, rstd)`` with ``rstd`` float32 (rows,)."""
+def _forward_outputs(x2d: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked inputs, and the empty outputs ``(y, rstd)``: also the forward's fake implementation."""
     _check_inputs(x2d, weight)
     check_rows("x", x2d)
-    n_rows, n_cols = x2d.shape
     y = torch.empty_like(x2d, memory_format=torch.contiguous_format)
-    rstd = torch.empty(n_rows, device=x2d.device, dtype=torch.float32)
-    if n_rows == 0:
-        return y, rstd
-    blocks = row_blocks(n_cols)
-    _rmsnorm_forward_kernel[(n_rows,)](
-        x2d, weight, y, rstd, x2d.stride(0), y.stride(0), n_cols, eps,
-        BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
-    )
+    rstd = torch.empty(x2d.shape[0], device=x2d.device, dtype=torch.float32)
     return y, rstd
 
 
+@kernel_op("rmsnorm_forward", fake=_forward_outputs)
+def rmsnorm_forward(x2d: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Launch the forward on (rows, cols) ``x2d``: returns ``(y, rstd)`` with ``rstd`` float32 (rows,).
+    Differentiable in ``x2d`` and ``weight`` (the backward launches ``rmsnorm_backward``)."""
+    y, rstd = _forward_outputs(x2d, weight, eps)
+    n_rows, n_cols = x2d.shape
+    if n_rows:
+        blocks = row_blocks(n_cols)
+        launch(_rmsnorm_forward_kernel, (n_rows,))(
+            x2d, weight, y, rstd, x2d.stride(0), y.stride(0), n_cols, eps,
+            BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
+        )
+    return y, rstd
+
+
+def _backward_outputs(dy: torch.Tensor, x2d: torch.Tensor, weight: torch.Tensor, rstd: torch.Tensor):
+    """Checked inputs, and the empty ``(dx, dweight)``: also the backward's fake implementation."""
+    check_rows("dy", dy)
+    if dy.shape != x2d.shape:
+        raise ValueError(f"dy has shape {tuple(dy.shape)} but x has {tuple(x2d.shape)}")
+    return torch.empty_like(x2d, memory_format=torch.contiguous_format), torch.empty_like(weight)
+
+
+@kernel_op("rmsnorm_backward", fake=_backward_outputs)
 def rmsnorm_backward(
     dy: torch.Tensor, x2d: torch.Tensor, weight: torch.Tensor, rstd: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the backward: returns ``(dx, dweight)`` for (rows, cols) ``dy`` and ``x2d``."""
-    check_rows("dy", dy)
+    dx, _ = _backward_outputs(dy, x2d, weight, rstd)
     n_rows, n_cols = x2d.shape
-    dx = torch.empty_like(x2d, memory_format=torch.contiguous_format)
     if n_rows == 0:
         return dx, torch.zeros_like(weight)
     blocks = row_blocks(n_cols)
@@ -160,7 +181,7 @@ def rmsnorm_backward(
     # One float32 partial weight-gradient row per program, zeroed for the multi-sweep path
     # which accumulates into it; reduced once below.
     dw_partial = torch.zeros(n_programs, n_cols, device=x2d.device, dtype=torch.float32)
-    _rmsnorm_backward_kernel[(n_programs,)](
+    launch(_rmsnorm_backward_kernel, (n_programs,))(
         dy, x2d, weight, rstd, dx, dw_partial,
         dy.stride(0), x2d.stride(0), dx.stride(0), n_rows, n_cols, per_program,
         BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
@@ -168,36 +189,32 @@ def rmsnorm_backward(
     return dx, dw_partial.sum(dim=0).to(weight.dtype)
 
 
-class RMSNormFunction(torch.autograd.Function):
-    """Differentiable Triton RMSNorm over the last dimension of any-shaped ``x``."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-        _check_inputs(x, weight)
-        x2d = x.reshape(-1, x.shape[-1])  # (rows, cols); copies only when x is not row-strided
-        if x2d.shape[-1] > 1 and x2d.stride(-1) != 1:
-            x2d = x2d.contiguous()
-        y, rstd = rmsnorm_forward(x2d, weight, eps)
-        ctx.save_for_backward(x2d, weight, rstd)
-        return y.view(x.shape)
-
-    @staticmethod
-    def backward(ctx, dy: torch.Tensor):
-        x2d, weight, rstd = ctx.saved_tensors
-        dy2d = dy.reshape(x2d.shape).contiguous()  # (rows, cols)
-        dx, dweight = rmsnorm_backward(dy2d, x2d, weight, rstd)
-        return dx.view(dy.shape), dweight, None
+def _save_for_backward(ctx, inputs, output) -> None:
+    x2d, weight, _eps = inputs
+    ctx.save_for_backward(x2d, weight, output[1])
 
 
-@torch.compiler.disable
-def _rmsnorm_triton(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    # Run eagerly under torch.compile: the kernel is already fused, and a graph break here is
-    # safer than asking dynamo to trace the launcher.
-    return RMSNormFunction.apply(x, weight, eps)
+def _backward(ctx, dy: torch.Tensor, _drstd: torch.Tensor | None):
+    x2d, weight, rstd = ctx.saved_tensors
+    dx, dweight = rmsnorm_backward(dy.contiguous(), x2d, weight, rstd)
+    return dx, dweight, None
+
+
+rmsnorm_forward.register_autograd(_backward, setup_context=_save_for_backward)
+
+
+def rmsnorm_triton(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Triton RMSNorm over the last dimension of any-shaped ``x``; differentiable."""
+    _check_inputs(x, weight)
+    x2d = x.reshape(-1, x.shape[-1])  # (rows, cols); copies only when x is not row-strided
+    if x2d.shape[-1] > 1 and x2d.stride(-1) != 1:
+        x2d = x2d.contiguous()
+    y, _ = rmsnorm_forward(x2d, weight, eps)
+    return y.view(x.shape)
 
 
 def rmsnorm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5, backend: str = "auto") -> torch.Tensor:
     """RMSNorm over the last dimension of ``x`` with gain ``weight``; differentiable in both."""
     if resolve_backend(backend, x.device) == "triton":
-        return _rmsnorm_triton(x, weight, eps)
+        return rmsnorm_triton(x, weight, eps)
     return rmsnorm_reference(x, weight, eps)

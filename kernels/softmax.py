@@ -1,11 +1,15 @@
 """Softmax over one dimension, numerically stable (max subtracted), float32 accumulation.
 
+Layers: the ``@triton.jit`` kernels; the launchers ``softmax_forward`` / ``softmax_backward``,
+registered as operators ``torch.ops.tritonlm.softmax_forward`` / ``softmax_backward`` (the
+forward differentiable through ``register_autograd``); ``softmax_triton`` for any dimension of any
+shape; ``softmax(..., backend=)``.
+
 Triton design: the op is moved to the last dimension and run with one program per row.
 
 * forward: when the row fits one block it is read once, kept in registers, and written once.
-  Longer rows take two sweeps: an online max/sum sweep (each lane keeps its own running max and
-  rescaled sum, combined once at the end, so no reduction sits inside the loop), then a sweep that
-  writes ``exp(x - max) / sum``.
+  Longer rows take two sweeps: an online max/sum sweep (per-tile max, one exponential per
+  element), then a sweep that writes ``exp(x - max) / sum``.
 * backward: ``dx = y * (dy - sum(dy * y))`` from the saved output, again single-pass when the row
   fits a block.
 """
@@ -19,7 +23,8 @@ import triton.language as tl
 from ._backend import resolve_backend
 from ._blocks import row_blocks
 from ._checks import check_float, check_rows
-from ._online import online_max_sum_finish, online_max_sum_step
+from ._ops import kernel_op, launch
+from ._online import online_max_sum_init, online_max_sum_step
 from ._reference_grads import SoftmaxFunction as ReferenceSoftmax
 
 
@@ -44,13 +49,11 @@ def _softmax_forward_kernel(
         y = e / tl.sum(e, axis=0)
         tl.store(y_row + cols, y.to(Y.dtype.element_ty), mask=mask)
     else:
-        lane_max = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
-        lane_sum = tl.zeros([BLOCK], dtype=tl.float32)
+        row_max, row_sum = online_max_sum_init()
         for start in range(0, n_cols, BLOCK):
             mask = start + cols < n_cols
             x = tl.load(x_row + start + cols, mask=mask, other=float("-inf")).to(tl.float32)
-            lane_max, lane_sum = online_max_sum_step(lane_max, lane_sum, x)
-        row_max, row_sum = online_max_sum_finish(lane_max, lane_sum)
+            row_max, row_sum = online_max_sum_step(row_max, row_sum, x)
         inv_sum = 1.0 / row_sum
         for start in range(0, n_cols, BLOCK):
             mask = start + cols < n_cols
@@ -90,73 +93,78 @@ def _softmax_backward_kernel(
             tl.store(dx_row + start + cols, (y * (dy - dot)).to(DX.dtype.element_ty), mask=mask)
 
 
-def softmax_forward(x2d: torch.Tensor) -> torch.Tensor:
-    """Launch the forward over the rows of (rows, cols) ``x2d``."""
+def _forward_output(x2d: torch.Tensor) -> torch.Tensor:
+    """Checked input, and the empty output: also the forward's fake implementation."""
     check_float("x", x2d)
     check_rows("x", x2d)
+    return torch.empty_like(x2d, memory_format=torch.contiguous_format)
+
+
+@kernel_op("softmax_forward", fake=_forward_output)
+def softmax_forward(x2d: torch.Tensor) -> torch.Tensor:
+    """Launch the forward over the rows of (rows, cols) ``x2d``; differentiable (the backward
+    launches ``softmax_backward`` on the saved output)."""
+    y = _forward_output(x2d)
     n_rows, n_cols = x2d.shape
-    y = torch.empty_like(x2d, memory_format=torch.contiguous_format)
-    if n_rows == 0:
-        return y
-    blocks = row_blocks(n_cols)
-    _softmax_forward_kernel[(n_rows,)](
-        x2d, y, x2d.stride(0), y.stride(0), n_cols,
-        BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
-    )
+    if n_rows:
+        blocks = row_blocks(n_cols)
+        launch(_softmax_forward_kernel, (n_rows,))(
+            x2d, y, x2d.stride(0), y.stride(0), n_cols,
+            BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
+        )
     return y
 
 
-def softmax_backward(dy2d: torch.Tensor, y2d: torch.Tensor) -> torch.Tensor:
-    """Launch the backward: ``dx`` for (rows, cols) upstream gradient ``dy2d`` and output ``y2d``."""
+def _backward_output(dy2d: torch.Tensor, y2d: torch.Tensor) -> torch.Tensor:
+    """Checked inputs, and the empty ``dx``: also the backward's fake implementation."""
     check_rows("dy", dy2d)
     if dy2d.shape != y2d.shape:
         raise ValueError(f"dy has shape {tuple(dy2d.shape)} but the output has {tuple(y2d.shape)}")
+    return torch.empty_like(y2d)
+
+
+@kernel_op("softmax_backward", fake=_backward_output)
+def softmax_backward(dy2d: torch.Tensor, y2d: torch.Tensor) -> torch.Tensor:
+    """Launch the backward: ``dx`` for (rows, cols) upstream gradient ``dy2d`` and output ``y2d``."""
+    dx = _backward_output(dy2d, y2d)
     n_rows, n_cols = y2d.shape
-    dx = torch.empty_like(y2d)
-    if n_rows == 0:
-        return dx
-    blocks = row_blocks(n_cols)
-    _softmax_backward_kernel[(n_rows,)](
-        dy2d, y2d, dx, dy2d.stride(0), y2d.stride(0), dx.stride(0), n_cols,
-        BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
-    )
+    if n_rows:
+        blocks = row_blocks(n_cols)
+        launch(_softmax_backward_kernel, (n_rows,))(
+            dy2d, y2d, dx, dy2d.stride(0), y2d.stride(0), dx.stride(0), n_cols,
+            BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
+        )
     return dx
 
 
-class SoftmaxFunction(torch.autograd.Function):
-    """Differentiable Triton softmax over dimension ``dim`` of any-shaped ``x``."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, dim: int) -> torch.Tensor:
-        check_float("x", x)
-        if x.dim() == 0:
-            raise ValueError("softmax needs at least one dimension, got a 0-d tensor")
-        dim = dim % x.dim()
-        moved = x.movedim(dim, -1)  # (..., n) with the softmax dimension last
-        x2d = moved.reshape(-1, moved.shape[-1])  # (rows, n)
-        if x2d.shape[-1] > 1 and x2d.stride(-1) != 1:
-            x2d = x2d.contiguous()
-        y2d = softmax_forward(x2d)
-        ctx.save_for_backward(y2d)
-        ctx.dim, ctx.moved_shape = dim, moved.shape
-        return y2d.view(moved.shape).movedim(-1, dim)
-
-    @staticmethod
-    def backward(ctx, dy: torch.Tensor):
-        (y2d,) = ctx.saved_tensors
-        dy2d = dy.movedim(ctx.dim, -1).reshape(y2d.shape).contiguous()  # (rows, n)
-        dx2d = softmax_backward(dy2d, y2d)
-        return dx2d.view(ctx.moved_shape).movedim(-1, ctx.dim), None
+def _save_for_backward(ctx, inputs, output) -> None:
+    ctx.save_for_backward(output)
 
 
-@torch.compiler.disable
-def _softmax_triton(x: torch.Tensor, dim: int) -> torch.Tensor:
-    # Eager under torch.compile (a clean graph break): the kernel is already fused.
-    return ReferenceSoftmax.apply(x, dim)
+def _backward(ctx, dy2d: torch.Tensor) -> torch.Tensor:
+    (y2d,) = ctx.saved_tensors
+    return softmax_backward(dy2d.contiguous(), y2d)
+
+
+softmax_forward.register_autograd(_backward, setup_context=_save_for_backward)
+
+
+def softmax_triton(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Triton softmax over dimension ``dim`` of any-shaped ``x``; differentiable."""
+    check_float("x", x)
+    if x.dim() == 0:
+        raise ValueError("softmax needs at least one dimension, got a 0-d tensor")
+    dim = dim % x.dim()
+    moved = x.movedim(dim, -1)  # (..., n) with the softmax dimension last
+    x2d = moved.reshape(-1, moved.shape[-1])  # (rows, n)
+    if x2d.shape[-1] > 1 and x2d.stride(-1) != 1:
+        x2d = x2d.contiguous()
+    y2d = softmax_forward(x2d)
+    return y2d.view(moved.shape).movedim(-1, dim)
 
 
 def softmax(x: torch.Tensor, dim: int = -1, backend: str = "auto") -> torch.Tensor:
     """Softmax of ``x`` along ``dim``; differentiable."""
     if resolve_backend(backend, x.device) == "triton":
-        return _softmax_triton(x, dim)
+        return softmax_triton(x, dim)
     return softmax_reference(x, dim)

@@ -126,12 +126,6 @@ class SiLUFFN(nn.Module):
         return self.w2(silu(self.w1(x)))
 
 
-def _complex_viewable(pairs: torch.Tensor) -> torch.Tensor:
-    """``pairs`` (..., 2) itself when view_as_complex accepts its layout, else a contiguous copy."""
-    even = pairs.storage_offset() % 2 == 0 and all(s % 2 == 0 for s in pairs.stride()[:-1])
-    return pairs if pairs.stride(-1) == 1 and even else pairs.contiguous()
-
-
 class RotaryPositionalEmbedding(nn.Module):
     """RoPE: rotate consecutive pairs (x[2k], x[2k+1]) by ``pos * theta^(-2k/d_k)``.
 
@@ -168,10 +162,11 @@ class RotaryPositionalEmbedding(nn.Module):
         seq = x.shape[-2]
         if token_positions is None:
             token_positions = torch.arange(seq, device=x.device)
-        rotation = torch.complex(self.cos[token_positions], self.sin[token_positions])  # (..., seq, d_k/2)
-        # each pair (x[2k], x[2k+1]) as the complex number x[2k] + i x[2k+1], turned by e^(i angle)
-        pairs = torch.view_as_complex(_complex_viewable(x.float().unflatten(-1, (self.d_k // 2, 2))))
-        return torch.view_as_real(pairs * rotation).flatten(-2).to(x.dtype)  # (..., seq, d_k)
+        cos, sin = self.cos[token_positions], self.sin[token_positions]  # (..., seq, d_k/2)
+        # each pair (x[2k], x[2k+1]) turned by its angle, in real arithmetic (compiles and fuses)
+        even, odd = x.float().unflatten(-1, (self.d_k // 2, 2)).unbind(-1)  # (..., seq, d_k/2) each
+        rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)  # (..., seq, d_k/2, 2)
+        return rotated.flatten(-2).to(x.dtype)  # (..., seq, d_k)
 
     def extra_repr(self) -> str:
         return f"theta={self.theta}, d_k={self.d_k}, max_seq_len={self.max_seq_len}"

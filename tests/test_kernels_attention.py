@@ -89,3 +89,67 @@ def test_attention_long_sequence_spans_many_tiles(device, dtype, atol, rtol):
     want = output_and_grads(lambda *a: F.scaled_dot_product_attention(*a, is_causal=True),
                             [t.to(dtype) for t in (q, k, v)], do.to(dtype), torch.float32)
     assert_all_close([got[0], *got[1]], [want[0], *want[1]], atol, rtol, ["out", "dq", "dk", "dv"])
+
+
+# A layout whose sequence stride is 2^27 elements: row 16 starts at element 2^31, where a 32-bit
+# offset wraps around. Only the 20 rows used are ever touched, so the 5 GB tensor costs a few
+# pages. It runs in a subprocess: a wrapped offset reads outside the tensor and kills the process.
+_HUGE_STRIDE_CHECK = """
+import os, sys, torch
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"
+import torch.nn.functional as F
+import kernels
+device = "cuda" if torch.cuda.is_available() else "cpu"
+seq, d, stride = 20, 16, 2**27
+storage = torch.empty(stride * (seq - 1) + 3 * d, dtype=torch.float16, device=device)
+small = [torch.randn(1, 1, seq, d, generator=torch.Generator().manual_seed(i)).half().to(device) for i in range(3)]
+views = []
+for i, s in enumerate(small):  # q, k, v side by side in every row: (batch, seq, 3, d)-like strides
+    view = storage.as_strided((1, 1, seq, d), (0, 0, stride, 1), storage_offset=i * d)
+    view.copy_(s)
+    views.append(view.detach().requires_grad_())
+do = torch.randn(1, 1, seq, d, generator=torch.Generator().manual_seed(9)).half().to(device)
+out = kernels.attention(*views, causal=True, backend="triton")
+out.backward(do)
+leaves = [s.float().requires_grad_() for s in small]
+want = F.scaled_dot_product_attention(*leaves, is_causal=True)
+want.backward(do.float())
+errors = [(out.float() - want).abs().max().item()] + [(v.grad.float() - s.grad).abs().max().item()
+                                                       for v, s in zip(views, leaves)]
+print("max errors", errors)
+sys.exit(0 if max(errors) < 2e-2 else 1)
+"""
+
+
+def test_attention_row_offsets_past_2_to_the_31_elements():
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", _HUGE_STRIDE_CHECK], cwd=repo, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout}\n{out.stderr[-2000:]}"
+
+
+def test_attention_grid_puts_batch_heads_on_the_unbounded_axis(device):
+    from kernels._attention_tiles import MAX_GRID_YZ, attention_grid
+    from kernels._testing import record_launches
+
+    q, k, v, do = _inputs(device, (3, 5, 37, 16), seed=11)
+    with record_launches() as log:
+        out = attention(*(t.requires_grad_() for t in (q, k, v)), causal=True, backend="triton")
+        out.backward(do)
+    assert len(log.grids) == 4 and all(grid[0] == 15 for grid in log.grids), log.grids
+    # A million (batch, head) pairs: far past 65,535 on axis 0, the tiles on axis 1 within it.
+    huge = attention_grid(1_000_000, 8192, "BLOCK_M")({"BLOCK_M": 64})
+    assert huge == (1_000_000, 128) and huge[1] <= MAX_GRID_YZ
+
+
+def test_attention_refuses_sequences_longer_than_the_grid_covers():
+    from kernels._attention_tiles import MAX_SEQ_LEN
+
+    q = torch.empty(1, 1, MAX_SEQ_LEN + 1, 16, device="meta")
+    with pytest.raises(ValueError, match="exceed the .* the launch grid covers"):
+        torch.ops.tritonlm.attention_forward(q, q, q, True)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from kernels import cross_entropy, cross_entropy_reference, linear_cross_entropy, linear_cross_entropy_reference
 from kernels._testing import assert_all_close, output_and_grads
-from kernels.cross_entropy import LinearCrossEntropyFunction
+from kernels.linear_cross_entropy import LinearCrossEntropyFunction
 
 DTYPES = [
     pytest.param(torch.float32, 1e-5, 1e-5, id="fp32"),
@@ -172,3 +172,111 @@ def test_linear_cross_entropy_without_grad_computes_loss_only(device):
     with torch.no_grad():
         got = linear_cross_entropy(hidden, weight, targets, backend="triton")
     torch.testing.assert_close(got, F.cross_entropy(hidden @ weight.t(), targets))
+
+
+def test_overwrite_logits_puts_the_gradient_in_the_logits_buffer(device):
+    """No second tokens x vocab buffer: the returned gradient is the logits' own storage."""
+    gen = torch.Generator().manual_seed(21)
+    base = torch.randn(6, 301, generator=gen).to(device).requires_grad_()
+    targets = _targets((6,), 301, gen).to(device)
+    want = torch.autograd.grad(F.cross_entropy(base, targets, ignore_index=IGNORE) * 0.3, base)[0]
+    logits = base * 1.0  # an intermediate, as the LM head's output is
+    loss = cross_entropy(logits, targets, backend="triton", overwrite_logits=True)
+    (grad,) = torch.autograd.grad(loss * 0.3, logits)
+    assert grad.data_ptr() == logits.data_ptr()
+    torch.testing.assert_close(grad, want)
+    torch.testing.assert_close(loss, F.cross_entropy(base, targets, ignore_index=IGNORE))
+
+
+def test_default_cross_entropy_leaves_the_logits_intact(device):
+    logits = torch.randn(4, 50, device=device, requires_grad=True)
+    before = logits.detach().clone()
+    cross_entropy(logits, torch.tensor([1, 2, IGNORE, 49], device=device), backend="triton").backward()
+    assert torch.equal(logits.detach(), before)
+
+
+def _gemm_counts(fn) -> dict[str, int]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    names = [e.name for e in prof.events()]
+    return {op: names.count(f"aten::{op}") + names.count(f"aten::{op}_") for op in ("mm", "addmm")}
+
+
+@pytest.mark.parametrize("grad_of", ["nothing", "hidden", "both"])
+def test_linear_cross_entropy_runs_only_the_gemms_whose_gradient_is_wanted(device, grad_of):
+    """Evaluation (no gradient) costs one GEMM per chunk; a frozen LM head skips the weight GEMM."""
+    gen = torch.Generator().manual_seed(22)
+    hidden = torch.randn(12, 16, generator=gen).to(device).requires_grad_(grad_of != "nothing")
+    weight = torch.randn(40, 16, generator=gen).to(device).requires_grad_(grad_of == "both")
+    targets = torch.randint(0, 40, (12,), generator=gen).to(device)
+    counts = _gemm_counts(lambda: LinearCrossEntropyFunction.apply(hidden, weight, targets, IGNORE, 0.0, 0.0, 4))
+    chunks = 3
+    assert counts == {"nothing": {"mm": chunks, "addmm": 0}, "hidden": {"mm": 2 * chunks, "addmm": 0},
+                      "both": {"mm": 2 * chunks, "addmm": chunks}}[grad_of]
+    with torch.no_grad():  # grad mode off: loss only, whatever requires_grad says
+        assert _gemm_counts(lambda: linear_cross_entropy(hidden, weight, targets, backend="triton"))["addmm"] == 0
+
+
+def test_linear_cross_entropy_accumulates_the_weight_gradient_in_float32(device):
+    """64 chunks of one token: accumulated in bf16 the weight gradient rounds 64 times."""
+    gen = torch.Generator().manual_seed(23)
+    hidden = torch.randn(64, 32, generator=gen).to(device)
+    weight = (torch.randn(50, 32, generator=gen) / 32**0.5).to(device)
+    targets = torch.randint(0, 50, (64,), generator=gen).to(device)
+    exact = output_and_grads(lambda h, w: F.cross_entropy(h @ w.t(), targets),
+                             [hidden.bfloat16(), weight.bfloat16()], dtype=torch.float64)[1][1]
+    errors = {}
+    for fp32 in (True, False):
+        got = output_and_grads(lambda h, w: LinearCrossEntropyFunction.apply(h, w, targets, IGNORE, 0.0, 0.0, 1, fp32),
+                               [hidden, weight], dtype=torch.bfloat16)[1][1]
+        errors[fp32] = (got.double() - exact).abs().max().item()
+    # Each token's bf16 gradient rounds either way; the float32 sum adds no error of its own.
+    assert errors[True] < 0.5 * errors[False], errors
+    assert errors[True] < 2**-6 * exact.abs().max().item(), errors
+
+
+def _count_exponentials(fn) -> int:
+    """Elements passed through exp/exp2 by interpreted kernels while ``fn`` runs."""
+    from triton.runtime import interpreter
+
+    builder = interpreter.InterpreterBuilder
+    originals = {name: getattr(builder, name) for name in ("create_exp", "create_exp2")}
+    count = 0
+
+    def counting(original):
+        def create(self, arg):
+            nonlocal count
+            count += arg.data.size
+            return original(self, arg)
+
+        return create
+
+    for name, original in originals.items():
+        setattr(builder, name, counting(original))
+    try:
+        fn()
+    finally:
+        for name, original in originals.items():
+            setattr(builder, name, original)
+    return count
+
+
+@pytest.mark.parametrize("softcap, per_element", [(0.0, 1), (30.0, 2)], ids=["plain", "softcap"])
+def test_cross_entropy_online_pass_takes_one_exponential_per_element(device, softcap, per_element):
+    """Per-tile max: exp(x - max) once per logit (plus one per tile), and one more for tanh when
+    soft-capped; a per-lane running max would take two for the sum alone."""
+    if device != "cpu":
+        pytest.skip("counts the interpreter's exponentials")
+    from kernels._blocks import row_blocks
+    from kernels.cross_entropy import _INTERPRETER_MAX_BLOCK
+
+    vocab = 10_000
+    blocks = row_blocks(vocab, interpreter_max_block=_INTERPRETER_MAX_BLOCK)
+    assert not blocks.single_pass  # the online (multi-tile) path
+    lanes = -(-vocab // blocks.block) * blocks.block
+    logits = torch.randn(1, vocab)
+    targets = torch.tensor([17])
+    count = _count_exponentials(lambda: cross_entropy(logits, targets, backend="triton", softcap=softcap))
+    tiles = lanes // blocks.block
+    target_tanh = 1 if softcap else 0
+    assert count == per_element * lanes + tiles + target_tanh

@@ -47,15 +47,36 @@ def device_peaks() -> dict[str, float | None]:
     return {"bf16_tflops": peaks[0] / 1e12, "hbm_gbs": peaks[1] / 1e9}
 
 
-def time_ms(fn: Callable[[], object], grad_to_none: Iterable[torch.Tensor] | None = None) -> float:
-    """Median milliseconds of ``fn()`` on the GPU (CUDA events, L2 cache flushed between calls)."""
-    import triton.testing
+def time_ms(fn: Callable[[], object], grad_to_none: Iterable[torch.Tensor] | None = None, *,
+            warmup_ms: float = 25, rep_ms: float = 100, cpu_runs: int = 3) -> float:
+    """Median milliseconds of ``fn()``: on the GPU with CUDA events and the L2 cache flushed
+    between calls (``triton.testing.do_bench``); on the CPU (smoke runs) by the wall clock over
+    ``cpu_runs`` calls after one warm-up."""
+    leaves = list(grad_to_none or [])
+    if torch.cuda.is_available():
+        import triton.testing
 
-    return float(triton.testing.do_bench(fn, grad_to_none=list(grad_to_none or []), return_mode="median"))
+        return float(triton.testing.do_bench(fn, warmup=warmup_ms, rep=rep_ms, grad_to_none=leaves,
+                                             return_mode="median"))
+    import statistics
+    import time
+
+    times = []
+    for i in range(1 + cpu_runs):
+        for t in leaves:
+            t.grad = None
+        start = time.perf_counter()
+        fn()
+        if i:  # the first call is the warm-up
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
 
 
-def peak_memory_mib(fn: Callable[[], object]) -> float:
-    """Extra GPU memory (MiB) that one call of ``fn`` needs at its peak, above what is already held."""
+def peak_memory_mib(fn: Callable[[], object]) -> float | None:
+    """Extra GPU memory (MiB) that one call of ``fn`` needs at its peak, above what is already
+    held; None on the CPU, where it is not measured."""
+    if not torch.cuda.is_available():
+        return None
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
@@ -66,9 +87,10 @@ def peak_memory_mib(fn: Callable[[], object]) -> float:
 
 
 def copy_bandwidth_gbs(n_bytes: int = 2**30) -> float:
-    """Measured device-to-device copy bandwidth (GB/s, read + write counted): the practical
-    ceiling that memory-bound kernels are judged against."""
-    src = torch.empty(n_bytes, dtype=torch.uint8, device="cuda")
+    """Measured copy bandwidth (GB/s, read + write counted) on the GPU (the CPU without one): the
+    practical ceiling that memory-bound kernels are judged against."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    src = torch.empty(n_bytes, dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
     ms = time_ms(lambda: dst.copy_(src))
     return 2 * n_bytes / (ms * 1e-3) / 1e9

@@ -1,0 +1,175 @@
+"""The last two stages: training throughput of the h100 preset model (reference vs Triton
+kernels, eager vs compiled) with a profile of the fastest variant, and a short leaderboard run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bench.common import device_peaks
+from model.accounting import training_flops
+from train import clip_grad_norm
+from train.leaderboard import h100_preset
+from train.loop import LossModule
+from train.setup import build_model_and_optimizer
+
+from .record import Evidence
+
+REPO = Path(__file__).resolve().parents[2]
+# (kernels, compiled): the headline (Triton, compiled) first, so a short box still measures it.
+VARIANTS = (("triton", True), ("torch", True), ("triton", False), ("torch", False))
+
+
+def _train_config(smoke: bool, kernels_backend: str, compiled: bool):
+    """The h100 preset's training setup; in smoke runs a tiny model of the same recipe on the CPU."""
+    cfg = h100_preset().train
+    model = dataclasses.replace(cfg.model, kernels=kernels_backend)
+    if smoke:
+        model = dataclasses.replace(model, vocab_size=128, context_length=32, d_model=32, num_layers=1, num_heads=2,
+                                    d_ff=64)
+    return dataclasses.replace(cfg, model=model, device="cuda" if torch.cuda.is_available() else "cpu",
+                               dtype="bf16" if torch.cuda.is_available() else "fp32", compile=compiled,
+                               batch_size=2 if smoke else 32, grad_accum_steps=1)
+
+
+def _step_fn(cfg, device: torch.device, smoke: bool):
+    model, optimizer = build_model_and_optimizer(cfg, device)
+    loss_fn = LossModule(model, cfg.z_loss)
+    if cfg.compile:
+        loss_fn = torch.compile(loss_fn, backend="aot_eager" if smoke else "inductor")
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, cfg.model.vocab_size, (cfg.batch_size, cfg.model.context_length + 1), generator=gen)
+    ids = ids.to(device)
+    use_autocast = cfg.dtype == "bf16"
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
+            loss = loss_fn(ids[:, :-1], ids[:, 1:])
+        loss.backward()
+        clip_grad_norm([p for p in model.parameters() if p.grad is not None], cfg.grad_clip)
+        optimizer.step()
+
+    return step, model
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _profile_table(step, path: Path) -> str:
+    """torch.profiler over 3 steps: the top kernels by device time (CPU time in smoke runs)."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    sort = "cpu_time_total"
+    if torch.cuda.is_available():
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+        sort = "cuda_time_total"
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(3):
+            step()
+        _sync()
+    table = prof.key_averages().table(sort_by=sort, row_limit=15, max_name_column_width=60)
+    path.write_text(table)
+    return table
+
+
+def throughput_stage(ev: Evidence, seconds: float, smoke: bool) -> None:
+    clock = ev.stage("training", seconds)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    peak = (device_peaks().get("bf16_tflops") or 0) * 1e12 if device.type == "cuda" else 0
+    warmup, timed = (1, 1) if smoke else (3, 20)
+    profiled = False
+    for kernels_backend, compiled in VARIANTS:
+        reserve = (70 if compiled else 15) if not smoke else 2
+        label = {"kernels": kernels_backend, "compiled": compiled}
+        if clock.expired(reserve=reserve):
+            ev.add("training", "throughput", **label, note=f"skipped: under {reserve} s left in the box")
+            continue
+        cfg = _train_config(smoke, kernels_backend, compiled)
+        try:
+            step, model = _step_fn(cfg, device, smoke)
+            start = time.perf_counter()
+            for _ in range(warmup):
+                step()
+            _sync()
+            warmup_s = time.perf_counter() - start
+            start = time.perf_counter()
+            for _ in range(timed):
+                step()
+            _sync()
+            step_s = (time.perf_counter() - start) / timed
+        except Exception as e:  # recorded: one variant failing must not lose the others
+            ev.add("training", "throughput", **label, note=f"{type(e).__name__}: {e}"[:400])
+            continue
+        tokens = cfg.batch_size * cfg.model.context_length
+        flops = training_flops(cfg.model, cfg.model.context_length, cfg.batch_size)
+        ev.add("training", "throughput", **label, batch=cfg.batch_size, context=cfg.model.context_length,
+               dtype="bf16 autocast" if cfg.dtype == "bf16" else cfg.dtype,
+               warmup_seconds=round(warmup_s, 2), step_ms=step_s * 1e3, tokens_per_s=tokens / step_s,
+               tflops=flops / step_s / 1e12, mfu=(flops / step_s / peak) if peak else None,
+               parameters=model.num_parameters())
+        if kernels_backend == "triton" and compiled and not profiled and not clock.expired(reserve=reserve):
+            table = _profile_table(step, ev.out / "training_profile.txt")
+            ev.add("training", "profile", kernels=kernels_backend, compiled=compiled, table=table)
+            profiled = True
+        del step, model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    ev.finish_stage(clock)
+
+
+def leaderboard_args(smoke: bool, budget_seconds: float, out: Path) -> list[str]:
+    """``train.leaderboard`` with the h100 preset on the built-in corpus, sized for a short run."""
+    args = [sys.executable, "-m", "train.leaderboard", "--preset", "h100", "--budget", f"{budget_seconds:g}s",
+            "--out", str(out), "--overwrite", "true", "--eval_interval", "100", "--eval_iters", "10",
+            "--num_samples", "2", "--sample_tokens", "64", "--checkpoint_interval", "100000"]
+    if smoke:
+        return args + ["--device", "cpu", "--dtype", "fp32", "--compile", "false", "--vocab_size", "300",
+                       "--tokenizer_train_bytes", "100000", "--story_train_bytes", "200000",
+                       "--story_val_bytes", "300", "--model.d_model", "32", "--model.num_layers", "1", "--model.qk_norm", "false",
+                       "--model.num_heads", "2", "--model.context_length", "32", "--batch_size", "4",
+                       "--grad_accum_steps", "1", "--eval_iters", "2", "--eval_interval", "5",
+                       "--sample_tokens", "8", "--num_samples", "1", "--eval_batch_size", "8"]
+    # A 4k vocabulary on 10 MB and a 60 MB corpus: seconds to prepare, ~2 passes in 90 s at ~500k tokens/s.
+    return args + ["--vocab_size", "4096", "--tokenizer_train_bytes", "10000000", "--story_train_bytes", "60000000",
+                   "--story_val_bytes", "1000000", "--batch_size", "32"]
+
+
+def leaderboard_stage(ev: Evidence, seconds: float, smoke: bool, train_seconds: float) -> None:
+    """Run the leaderboard job in a subprocess (its own time limit: the stage's box) and record
+    its report; its run folder, log, plots and samples stay under ``OUT/leaderboard``."""
+    clock = ev.stage("leaderboard", seconds)
+    out = ev.out / "leaderboard"
+    args = leaderboard_args(smoke, train_seconds, out)
+    env = dict(os.environ)
+    env.setdefault("TRITONLM_CACHE", str(ev.out / "cache"))
+    log = ev.out / "leaderboard.log"
+    with open(log, "w") as f:
+        try:
+            proc = subprocess.run(args, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                  timeout=max(clock.left(), 1.0))
+            status = f"exit {proc.returncode}"
+        except subprocess.TimeoutExpired:
+            status = "killed at the end of the time box"
+    report = _find_report(out)
+    ev.add("leaderboard", "run", command=" ".join(args[1:]), status=status, log=str(log.name),
+           report=report)
+    ev.finish_stage(clock, "done" if status == "exit 0" else status)
+
+
+def _find_report(out: Path) -> dict | None:
+    """The leaderboard's JSON report, wherever in its run folder it was written."""
+    for path in sorted(out.rglob("report.json")):
+        try:
+            return {"path": str(path.relative_to(out.parent)), **json.loads(path.read_text())}
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None

@@ -113,3 +113,53 @@ def test_every_triton_entry_point_compiles_fullgraph(device):
     torch.testing.assert_close(compiled, eager)
     for got, want in zip(compiled_grads, eager_grads):
         torch.testing.assert_close(got, want)
+
+
+# On a GPU the operators are triton_ops: AOT autograd traces their bodies, and every kernel launch
+# must appear in the graph as a ``triton_kernel_wrapper_functional`` node for inductor to compile.
+# This traces the forward of the ops on fake CUDA tensors (no GPU, interpreter off) and prints the
+# kernels found in the graph; running the graph needs CUDA and is not attempted. (The fused LM
+# head is left out: slicing a fake CUDA tensor needs a CUDA build of torch.)
+_TRACE_ON_FAKE_CUDA = """
+import torch
+from functorch.compile import aot_function, make_boxed_func
+from torch._subclasses.fake_tensor import FakeTensorMode
+import kernels
+from kernels._ops import traceable_kernels
+assert traceable_kernels()
+graphs = []
+def keep(gm, _):
+    graphs.append(gm)
+    raise SystemExit(0)  # seen the forward graph; its kernels cannot run without a GPU
+def forward(x, w, q, logits, targets):
+    y = kernels.rmsnorm(x, w, backend="triton")
+    s = kernels.softmax(y, backend="triton")
+    a = kernels.attention(q, q, q, backend="triton")
+    ce = kernels.cross_entropy(logits, targets, backend="triton", softcap=30.0)
+    return y.sum() + s.sum() + a.float().sum() + ce
+with FakeTensorMode():
+    args = (torch.empty(8, 64, device="cuda"), torch.empty(64, device="cuda"),
+            torch.empty(1, 2, 128, 64, device="cuda", dtype=torch.bfloat16), torch.empty(8, 1000, device="cuda"),
+            torch.zeros(8, dtype=torch.long, device="cuda"))
+    try:
+        aot_function(forward, fw_compiler=keep)(*args)
+    except SystemExit:
+        pass
+code = graphs[0].code
+import re
+print(sorted(set(re.findall(r"kernel_idx = (\\\\d+)", code))), code.count("triton_kernel_wrapper_functional("))
+"""
+
+
+def test_gpu_operators_trace_into_their_triton_kernels_without_a_gpu():
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "TRITONLM_OPAQUE_KERNELS")}
+    out = subprocess.run([sys.executable, "-c", _TRACE_ON_FAKE_CUDA], cwd=repo, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    # one kernel node each: rmsnorm, softmax, attention, cross-entropy
+    assert out.stdout.strip().endswith(" 4"), out.stdout

@@ -163,3 +163,25 @@ def test_gpu_operators_trace_into_their_triton_kernels_without_a_gpu():
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     # one kernel node each: rmsnorm, softmax, attention, cross-entropy
     assert out.stdout.strip().endswith(" 4"), out.stdout
+
+
+def test_compiled_lm_module_runs_a_training_step(device):
+    """``torch.compile(model, fullgraph=True)`` itself (the module, as a user compiles it): its
+    logits through the Triton cross-entropy, one optimizer step, the same as eager."""
+    import kernels
+    from train.optim import AdamW
+
+    ids = torch.randint(0, 97, (2, 17), generator=torch.Generator().manual_seed(2)).to(device)
+    after = {}
+    for name in ("compiled", "eager"):
+        model = _tiny_lm(device)
+        forward = torch.compile(model, fullgraph=True, backend=BACKEND) if name == "compiled" else model
+        optimizer = AdamW(model.parameters(), lr=1e-2)
+        logits = forward(ids[:, :-1])
+        loss = kernels.cross_entropy(logits, ids[:, 1:], backend="triton")
+        loss.backward()
+        optimizer.step()
+        after[name] = (loss.detach(), [p.detach().clone() for p in model.parameters()])
+    torch.testing.assert_close(after["compiled"][0], after["eager"][0], atol=1e-5, rtol=1e-5)
+    for got, want in zip(after["compiled"][1], after["eager"][1]):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)

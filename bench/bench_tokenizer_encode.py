@@ -1,6 +1,6 @@
 """Benchmark: encoding with the GPT-2 tokenizer, ours vs tiktoken, and streaming memory.
 
-    flock /tmp/tritonlm-heavy.lock python bench/bench_tokenizer_encode.py
+    flock /tmp/tritonlm-heavy.lock python -m bench.bench_tokenizer_encode
 
 * one process: ``Tokenizer.encode`` (fresh tokenizer each repeat, so the pre-token cache starts
   cold) vs tiktoken ``encode`` on one thread, whole gutenberg_valid text;
@@ -21,17 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from common import write_results  # noqa: E402
-from tokenizer_benchlib import EOT, machine_load, run_job  # noqa: E402
-
-from tokenizer import Tokenizer, encode_file  # noqa: E402
-from tokenizer.chunks import default_workers  # noqa: E402
-from tokenizer.corpora import SharedDataMissing, fixture_path, shared_corpus  # noqa: E402
-from tokenizer.pretokenize import GPT2_PATTERN  # noqa: E402
-from tokenizer.vocab_files import load_vocab  # noqa: E402
+from bench.common import write_results
+from bench.tokenizer_benchlib import EOT, machine_load, run_job
+from tokenizer import Tokenizer, encode_file
+from tokenizer.chunks import default_workers
+from tokenizer.pretokenize import GPT2_PATTERN
+from tokenizer.vocab_files import load_vocab
+from util.corpora import SharedDataMissing, fixture_path, shared_corpus
 
 
 def gpt2_peers():

@@ -1,6 +1,6 @@
 """Benchmark: BPE training, ours vs HF ``tokenizers`` BpeTrainer, and how ours scales.
 
-    flock /tmp/tritonlm-heavy.lock python bench/bench_tokenizer_train.py
+    flock /tmp/tritonlm-heavy.lock python -m bench.bench_tokenizer_train
 
 Both peers train vocab 10,000 with special token <|endoftext|> on the first N MB of
 gutenberg_train, on the same cores (our worker processes = HF's rayon threads = all cores), each
@@ -16,14 +16,11 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from common import RESULTS_DIR, write_results  # noqa: E402
-from tokenizer_benchlib import machine_load, run_job, summarise  # noqa: E402
-
-from tokenizer.chunks import default_workers  # noqa: E402
-from tokenizer.corpora import SharedDataMissing, shared_corpus  # noqa: E402
+from bench.common import RESULTS_DIR, write_results
+from bench.tokenizer_benchlib import machine_load, run_job, summarise
+from tokenizer.chunks import default_workers
+from util.corpora import SharedDataMissing, shared_corpus
+from util.plotting import pyplot, save_figure
 
 
 def measure(size_mb: int, vocab: int, workers: int, repeats: int, peers: list[str]) -> list[dict]:
@@ -60,12 +57,7 @@ def print_table(rows: list[dict]) -> None:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_t, ax_m) = pyplot().subplots(1, 2, figsize=(10, 4))
     for provider in ("tritonlm", "hf-tokenizers"):
         pts = sorted((r["size_mb"], r["seconds"]["median"], r["peak_tree_rss_mb"]["median"])
                      for r in rows if r["provider"] == provider)
@@ -78,8 +70,7 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax in (ax_t, ax_m):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ global-norm clipping + AdamW. Ours: ``model.TransformerLM`` (reference kernels) 
 ``clip_grad_norm_``. The two are timed in alternating rounds in the same process (so machine
 load hits both alike); the figure is the median step time of each, as tokens/s, and the ratio.
 
-    flock /tmp/tritonlm-heavy.lock python bench/bench_train_throughput.py [--rounds 7] [--threads 2]
+    flock /tmp/tritonlm-heavy.lock python -m bench.bench_train_throughput [--rounds 7] [--threads 2]
 
 Writes ``bench/results/train_throughput_<device>_threads<N>.json``. On a shared machine the
 median is what load leaves; the best-step ratio is reported beside it.
@@ -29,11 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from model import ModelConfig, TransformerLM  # noqa: E402
-from train import AdamW, clip_grad_norm  # noqa: E402
-from train.runinfo import device_description, run_metadata  # noqa: E402
+from model import ModelConfig, TransformerLM
+from train import AdamW, clip_grad_norm
+from util.atomic import write_json_atomic
+from util.runinfo import device_description, run_metadata
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -168,9 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     slug = re.sub(r"[^a-z0-9]+", "-", device_description().lower()).strip("-")[:60]
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"train_throughput_{slug}_threads{args.threads}.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, out)
+    write_json_atomic(out, report)
     for name, r in result.items():
         print(f"{name:15s} {r['tokens_per_s']:10,.0f} tokens/s  (median step {r['median_step_s'] * 1e3:.1f} ms: "
               f"fwd+bwd {r['median_forward_backward_s'] * 1e3:.1f} ms, clip+AdamW {r['median_clip_optimizer_s'] * 1e3:.1f} ms)")

@@ -3,24 +3,22 @@
 Every comparison times all peers in the same process, on the same inputs, and reports ratios
 next to absolute figures. Timing uses ``triton.testing.do_bench`` (CUDA events, L2 flushed
 between runs, median of repeats). Results are written atomically as JSON under
-``bench/results/`` with ``train.runinfo.run_metadata()`` and the device in the file name.
+``bench/results/`` with ``util.runinfo.run_metadata()`` and the device in the file name.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
 
-from train.runinfo import device_peaks as known_device_peaks
-from train.runinfo import run_metadata
+from util.atomic import write_json_atomic
+from util.runinfo import device_peaks as known_device_peaks
+from util.runinfo import run_metadata
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -143,11 +141,7 @@ def write_results(name: str, rows: list[dict], extra: dict | None = None) -> Pat
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}-{device_slug()}.json"
     payload = {"metadata": run_metadata(), "device": device_name(), **(extra or {}), "results": rows}
-    fd, tmp = tempfile.mkstemp(dir=RESULTS_DIR, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=1, default=str)
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, payload, indent=1)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -168,21 +162,15 @@ def format_table(rows: list[dict]) -> str:
 
 def plot_speedups(rows: list[dict], path: Path) -> Path:
     """Bar chart of Triton's speed-up over the best peer per case (PNG, Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from util.plotting import pyplot, save_figure
 
     mine = [r for r in rows if r["provider"] == "triton" and r["speedup_vs_best_peer"]]
     labels = [f"{r['op']} {r['case']} {r['direction']}" for r in mine]
     values = [r["speedup_vs_best_peer"] for r in mine]
-    fig, ax = plt.subplots(figsize=(10, max(3, 0.28 * len(mine))))
+    fig, ax = pyplot().subplots(figsize=(10, max(3, 0.28 * len(mine))))
     ax.barh(labels, values, color=["tab:green" if v >= 1 else "tab:red" for v in values])
     ax.axvline(1.0, color="black", lw=1)
     ax.set_xlabel("speed-up of Triton over the best peer (x)")
     ax.set_title(f"tritonlm kernels on {device_name()}")
     ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

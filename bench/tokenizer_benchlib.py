@@ -1,7 +1,7 @@
 """Helpers for the tokenizer benchmarks: run one job in a fresh process and measure it.
 
 Each measured job (our trainer, HF's trainer, a streaming encode) runs as
-``python bench/tokenizer_benchlib.py JOB ARGS...`` in a new process, so peak memory is that of
+``python -m bench.tokenizer_benchlib JOB ARGS...`` in a new process, so peak memory is that of
 the job alone. The parent samples the summed RSS of the whole process tree (the job and its
 workers) from /proc every 25 ms; the child reports its own wall time for the measured call
 only (interpreter start-up and imports excluded, for every peer alike).
@@ -51,7 +51,7 @@ def _tree(root: int) -> list[int]:
 
 def run_job(job: str, *args, env: dict | None = None) -> dict:
     """Run a job in a fresh process; its JSON result plus the sampled peak RSS of its tree (MB)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), job, *map(str, args)]
+    cmd = [sys.executable, "-m", "bench.tokenizer_benchlib", job, *map(str, args)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, **(env or {})})
     peak, tick, pids = 0, 0, [proc.pid]
@@ -113,7 +113,7 @@ def job_stream_encode(path: str) -> dict:
     """Stream-encode a file; peak extra memory from VmHWM (ru_maxrss would include the parent's
     peak from before exec)."""
     from tokenizer import Tokenizer
-    from tokenizer.corpora import fixture_path
+    from util.corpora import fixture_path
 
     tok = Tokenizer.from_files(fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt"), [EOT])
     baseline = _rss_kb(os.getpid())
@@ -130,5 +130,4 @@ def job_stream_encode(path: str) -> dict:
 JOBS = {"train-ours": job_train_ours, "train-hf": job_train_hf, "stream-encode": job_stream_encode}
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     print(json.dumps(JOBS[sys.argv[1]](*sys.argv[2:])))

@@ -21,6 +21,8 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
+from util.atomic import write_json_atomic
+
 from .accounting import GIB, count_parameters, forward_flops, max_batch_size, parameter_counts, training_memory
 from .config import ModelConfig
 from .presets import PRESETS, preset
@@ -156,8 +158,5 @@ def main(argv: list[str] | None = None) -> int:
     if len(configs) > 1:
         print(summary(configs))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(results, indent=2))
-        tmp.replace(args.json)
+        write_json_atomic(args.json, results)
     return 0

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kernels import resolve_backend
-from tokenizer.corpora import SharedDataMissing, shared_corpus
+from util.corpora import SharedDataMissing, shared_corpus
 from tokenizer.tokenfile import (
     TokenFileError,
     TokenFileWriter,
@@ -15,7 +15,7 @@ from tokenizer.tokenfile import (
     open_tokens,
     write_tokens,
 )
-from train.runinfo import run_metadata
+from util.runinfo import run_metadata
 
 
 @pytest.mark.parametrize("vocab_size, dtype", [(256, np.uint16), (65536, np.uint16), (65537, np.uint32), (100_000, np.uint32)])

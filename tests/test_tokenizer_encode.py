@@ -97,7 +97,7 @@ def test_decode_replaces_invalid_utf8(gpt2):
 
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory):
-    from tokenizer.corpora import SharedDataMissing, fixture_path
+    from util.corpora import SharedDataMissing, fixture_path
 
     try:
         corpus = fixture_path("corpus.en")

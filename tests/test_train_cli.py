@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from train.cli import ConfigError, add_dataclass_arguments, apply_overrides, config_from_argv, parse_overrides
+from util.cli import ConfigError, add_dataclass_arguments, apply_overrides, config_from_argv, parse_overrides
 from train.config import TrainConfig
 from train.presets import PRESETS, get_preset
 from train.train import config_from_args, main

@@ -24,6 +24,8 @@ from typing import Iterable
 
 import numpy as np
 
+from util.atomic import atomic_path
+
 MAGIC = b"TLMTOKS1"
 HEADER_SIZE = 64
 _HEADER = struct.Struct("<8sIQQ")
@@ -68,12 +70,11 @@ class TokenFileWriter:
         self.vocab_size = int(vocab_size)
         self.dtype = dtype_for_vocab(self.vocab_size)
         self.num_tokens = 0
-        self._tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        self._atomic = atomic_path(self.path)
         self._file = None
 
     def __enter__(self) -> "TokenFileWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self._tmp, "wb")
+        self._file = open(self._atomic.__enter__(), "wb")
         self._file.write(_pack_header(self.dtype, self.vocab_size, 0))
         return self
 
@@ -90,18 +91,17 @@ class TokenFileWriter:
         self.num_tokens += int(arr.size)
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        error = (exc_type, exc, tb)
         try:
             if exc_type is None:
                 self._file.seek(0)
                 self._file.write(_pack_header(self.dtype, self.vocab_size, self.num_tokens))
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
-                os.replace(self._tmp, self.path)
+        except BaseException as e:
+            error = (type(e), e, e.__traceback__)
+            raise
         finally:
-            if not self._file.closed:
-                self._file.close()
-            self._tmp.unlink(missing_ok=True)
+            self._file.close()
+            self._atomic.__exit__(*error)  # renamed into place, or removed after an error
 
 
 def write_tokens(path: str | os.PathLike, ids: Iterable[int] | np.ndarray, vocab_size: int) -> Path:

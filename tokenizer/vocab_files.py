@@ -15,6 +15,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from util.atomic import write_text_atomic
+
 VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
 SPECIAL_TOKENS_FILE = "special_tokens.json"
@@ -59,16 +61,6 @@ def text_to_token(text: str) -> bytes:
         return text.encode("utf-8")
 
 
-def _write_atomically(path: Path, content: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_tokenizer_files(
     out_dir: str | os.PathLike,
     vocab: dict[int, bytes],
@@ -84,9 +76,9 @@ def save_tokenizer_files(
     if len(by_text) != len(vocab):
         raise ValueError("vocab holds the same bytes under two ids; it cannot be saved as vocab.json")
     lines = ["#version: 0.2"] + [f"{token_to_text(a)} {token_to_text(b)}" for a, b in merges]
-    _write_atomically(out / VOCAB_FILE, json.dumps(by_text, ensure_ascii=False, indent=0) + "\n")
-    _write_atomically(out / MERGES_FILE, "\n".join(lines) + "\n")
-    _write_atomically(out / SPECIAL_TOKENS_FILE, json.dumps(list(special_tokens or []), ensure_ascii=False) + "\n")
+    write_text_atomic(out / VOCAB_FILE, json.dumps(by_text, ensure_ascii=False, indent=0) + "\n")
+    write_text_atomic(out / MERGES_FILE, "\n".join(lines) + "\n")
+    write_text_atomic(out / SPECIAL_TOKENS_FILE, json.dumps(list(special_tokens or []), ensure_ascii=False) + "\n")
     return out
 
 

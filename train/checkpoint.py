@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .runinfo import run_metadata
+from util.atomic import atomic_path
+from util.runinfo import run_metadata
 
 FORMAT_VERSION = 1
 # Config fields that change how a model computes, not what its weights are.
@@ -81,18 +82,9 @@ def _as_tuples(value):
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temp file beside ``path``, flushed to disk, then renamed over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 def save_checkpoint(

@@ -1,7 +1,7 @@
 """``TrainConfig``: everything a training run needs, typed and validated at construction.
 
 The model is described by a nested ``model.ModelConfig``; every other field is a training
-choice. Command-line flags are generated from these fields (``train.cli``), so a field added
+choice. Command-line flags are generated from these fields (``util.cli``), so a field added
 here is a flag at once: ``--batch_size=64 --model.d_model=256``.
 
 Schedule semantics: ``warmup_fraction`` and ``decay_fraction`` are fractions of the run, and

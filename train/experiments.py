@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from model import ModelConfig
-from train.cli import add_dataclass_arguments, apply_overrides, overrides_from_namespace
+from util.cli import add_dataclass_arguments, apply_overrides, overrides_from_namespace
 from train.config import TrainConfig
 from train.leaderboard_data import DataSettings, padded_vocab_size, prepare_data
 from train.report import parse_duration

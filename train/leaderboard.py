@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from model import ModelConfig, TransformerLM
 from tokenizer.tokenfile import open_tokens
 from train.checkpoint import load_checkpoint
-from train.cli import (add_dataclass_arguments, apply_overrides, check_known_key, flatten_fields,
+from util.cli import (add_dataclass_arguments, apply_overrides, check_known_key, flatten_fields,
                        overrides_from_namespace)
 from train.config import TrainConfig
 from train.data import resolve_device

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tokenizer.corpora import SharedDataMissing, cache_dir, shared_corpus
+from util.atomic import atomic_path, write_bytes_atomic
+from util.corpora import SharedDataMissing, cache_dir, shared_corpus
 from tokenizer.tokenfile import MAGIC, TokenFileError, read_token_header
 from train.stories import END_OF_TEXT, GENERATOR_VERSION, write_corpus
 
@@ -88,17 +88,8 @@ def head_of_file(path: Path, max_bytes: int) -> Path:
     with open(path, "rb") as f:
         block = f.read(max_bytes)
     cut = block.rfind(b"\n")
-    _write_bytes_atomic(target, block[: cut + 1] if cut > 0 else block)
+    write_bytes_atomic(target, block[: cut + 1] if cut > 0 else block)
     return target
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # -- resolving data arguments -------------------------------------------------------------------
@@ -174,13 +165,8 @@ def prepare_tokenizer(train_text: Path, settings: DataSettings) -> Path:
     sample = head_of_file(train_text, settings.tokenizer_train_bytes)
     print(f"tokenizer: training BPE (vocab {settings.vocab_size}) on {sample.stat().st_size / 1e6:.1f} MB of {train_text.name}")
     vocab, merges = train_bpe(str(sample), settings.vocab_size, SPECIAL_TOKENS, progress=True)
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_path(folder) as tmp:
         Tokenizer(vocab, merges, SPECIAL_TOKENS).save(tmp)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

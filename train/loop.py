@@ -34,8 +34,10 @@ from .distributed import (DistInfo, any_rank, barrier, env_dist_info, init_distr
                           rank_device, shutdown_distributed)
 from .functional import clip_grad_norm, global_grad_norm
 from .interrupt import StopRequest
-from .metrics import MetricsLog, plot_loss_curves, read_metrics, write_json
-from .runinfo import run_metadata
+from util.atomic import write_json_atomic
+
+from .metrics import MetricsLog, plot_loss_curves, read_metrics
+from util.runinfo import run_metadata
 from .schedule import lr_at_progress
 from .setup import (CHECKPOINT_NAME, RunState, autocast_context, build_model_and_optimizer, load_datasets,
                     prepare_run_dir, resume_from_checkpoint)
@@ -292,7 +294,7 @@ class Trainer:
             "config": cfg.to_dict(), "metadata": run_metadata(),
         }
         if self.info.is_main:
-            write_json(self.run_dir / "summary.json", summary)
+            write_json_atomic(self.run_dir / "summary.json", summary)
         return summary
 
     def _progress_bar(self):

@@ -16,19 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON atomically (temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+from util.plotting import pyplot, save_figure
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
@@ -148,7 +136,7 @@ def plot_loss_curves(records: list[dict], run_dir: str | os.PathLike, title: str
     paths = []
     for x_key, x_label, name in (("step", "optimizer step", "loss_vs_steps.png"),
                                  ("elapsed_s", "training time (s)", "loss_vs_time.png")):
-        fig, ax = plt.subplots(figsize=(7, 4.2))
+        fig, ax = pyplot().subplots(figsize=(7, 4.2))
         if train:
             xs, ys = [r[x_key] for r in train], [r["train_loss"] for r in train]
             ax.plot(xs, ys, color="tab:blue", alpha=0.3, lw=0.8)
@@ -161,11 +149,7 @@ def plot_loss_curves(records: list[dict], run_dir: str | os.PathLike, title: str
         ax.grid(alpha=0.3)
         if train or val:
             ax.legend()
-        fig.tight_layout()
-        path = run_dir / name
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, run_dir / name))
     return paths
 
 

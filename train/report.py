@@ -12,13 +12,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from train.metrics import write_json  # noqa: E402
-from train.runinfo import device_peaks  # noqa: E402
+from util.atomic import write_json_atomic, write_text_atomic
+from util.plotting import pyplot, save_figure
+from util.runinfo import device_peaks
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -55,25 +51,6 @@ def model_flops_utilization(train_flops_per_token: float, tokens_per_second: flo
     if peak is None or not tokens_per_second > 0:
         return None
     return train_flops_per_token * tokens_per_second / peak
-
-
-# -- files ---------------------------------------------------------------------------------------
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """``train.metrics.write_json`` (atomic), creating the folder first."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return write_json(path, data)
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -141,7 +118,7 @@ def plot_val_loss_vs_minutes(
 ) -> Path:
     """Validation (and train, when logged) loss against wall-clock minutes, with horizontal
     reference lines such as the unigram entropy of the validation set."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = pyplot().subplots(figsize=(7, 4.2))
     minutes, losses = val_curve(metrics)
     train = [(r.get("elapsed_s", 0.0) / 60.0, r["train_loss"]) for r in metrics if _finite(r.get("train_loss"))]
     if train:
@@ -150,7 +127,7 @@ def plot_val_loss_vs_minutes(
     for i, (label, value) in enumerate((reference_lines or {}).items()):
         ax.axhline(value, ls="--", color=f"C{i + 2}", lw=1, label=f"{label} = {value:.3f}")
     _finish(ax, "training minutes (periodic evaluation excluded)", "loss (nats/token)", title)
-    return _save(fig, out)
+    return save_figure(fig, out, dpi=110)
 
 
 def plot_overlay(
@@ -158,7 +135,7 @@ def plot_overlay(
     xlabel: str = "training minutes", ylabel: str = "validation loss (nats/token)", ylim: tuple | None = None,
 ) -> Path:
     """One line per run (label -> (x, y)), e.g. the val curves of a learning-rate sweep."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7.5, 4.5))
     for label, (x, y) in curves.items():
         if len(x):
             ax.plot(x, y, "o-", ms=2.5, lw=1.2, label=label)
@@ -170,7 +147,7 @@ def plot_overlay(
     if ylim:
         ax.set_ylim(*ylim)
     _finish(ax, xlabel, ylabel, title)
-    return _save(fig, out)
+    return save_figure(fig, out, dpi=110)
 
 
 def _finish(ax, xlabel: str, ylabel: str, title: str) -> None:
@@ -180,20 +157,6 @@ def _finish(ax, xlabel: str, ylabel: str, title: str) -> None:
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-
-
-def _save(fig, out: str | os.PathLike) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
-    try:
-        fig.tight_layout()
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return out
 
 
 # -- leaderboard reports ---------------------------------------------------------------------------
@@ -255,7 +218,7 @@ def _as_dict(obj) -> dict:
 def build_report(job, train, data, summary: dict, final: dict, entropy: float, samples: list[dict],
                  timings: dict) -> dict:
     """The report of a leaderboard run as a JSON-ready dict (report.json)."""
-    from train.runinfo import run_metadata
+    from util.runinfo import run_metadata
 
     plan = compute_plan(train)
     metadata = run_metadata()

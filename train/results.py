@@ -16,7 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from train.report import fmt, format_duration, markdown_table, write_text_atomic
+from train.report import fmt, format_duration, markdown_table
+from util.atomic import write_text_atomic
 
 RUN_FILES = ("report.json", "report.md", "val_loss_vs_minutes.png", "samples.md", "loss_vs_steps.png")
 SWEEP_SUFFIXES = (".md", ".png", ".json")

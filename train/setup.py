@@ -18,9 +18,9 @@ from .checkpoint import read_checkpoint, restore_rng_state, unwrap_model, check_
 from .config import TrainConfig
 from .data import TokenData, load_tokens
 from .distributed import DistInfo
-from .metrics import write_json
+from util.atomic import write_json_atomic
 from .optim import AdamW, parameter_groups
-from .runinfo import run_metadata
+from util.runinfo import run_metadata
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -58,7 +58,7 @@ def prepare_run_dir(cfg: TrainConfig, info: DistInfo) -> Path:
         )
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", {"config": cfg.to_dict(), "metadata": run_metadata()})
+        write_json_atomic(run_dir / "config.json", {"config": cfg.to_dict(), "metadata": run_metadata()})
     return run_dir
 
 

@@ -32,6 +32,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from util.atomic import write_text_atomic
+
 
 GENERATOR_VERSION = 2  # bump when the text for a seed changes (cached corpora are keyed by it)
 END_OF_TEXT = "<|endoftext|>"
@@ -386,15 +388,7 @@ def generate_corpus(num_bytes: int, seed: int = 0) -> str:
 
 def write_corpus(path: str | os.PathLike, num_bytes: int, seed: int = 0) -> Path:
     """Write ``generate_corpus(num_bytes, seed)`` to ``path`` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        tmp.write_text(generate_corpus(num_bytes, seed), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_text_atomic(path, generate_corpus(num_bytes, seed))
 
 
 def unigram_entropy(tokens: Iterable[int] | np.ndarray) -> float:

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from train.cli import apply_overrides
+from util.cli import apply_overrides
 from train.config import TrainConfig
 from train.metrics import read_metrics
-from train.runinfo import run_metadata
-from train.report import markdown_table, plot_overlay, val_curve, write_json_atomic, write_text_atomic
+from util.runinfo import run_metadata
+from train.report import markdown_table, plot_overlay, val_curve
+from util.atomic import write_json_atomic, write_text_atomic
 
 RESULT_FILE = "result.json"
 STATUSES = ("completed", "diverged", "crashed")

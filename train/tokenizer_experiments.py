@@ -16,14 +16,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from tokenizer.corpora import SharedDataMissing, fixture_path, shared_corpus
+from util.corpora import SharedDataMissing, fixture_path, shared_corpus
 from train.leaderboard_data import SPECIAL_TOKENS, DataSettings, load_tokenizer, prepare_tokenizer, resolve_texts
-from train.report import markdown_table, write_json_atomic, write_text_atomic
+from train.report import markdown_table
+from util.atomic import write_json_atomic, write_text_atomic
+from util.plotting import pyplot, save_figure
 
 PILE_BYTES = 825e9
 TRAIN_CORPORA = {"gutenberg": "gutenberg_train", "imdb": "imdb_train"}
@@ -126,7 +123,7 @@ def write_outputs(out_dir: Path, rows: list[dict], notes: list[str], cores: int,
 def plot_bytes_per_token(rows: list[dict], out: Path) -> None:
     tokenizers = list(dict.fromkeys(r["tokenizer"] for r in rows))
     corpora = list(dict.fromkeys(r["corpus"] for r in rows))
-    fig, ax = plt.subplots(figsize=(7.5, 4))
+    fig, ax = pyplot().subplots(figsize=(7.5, 4))
     width = 0.8 / len(tokenizers)
     for i, tok in enumerate(tokenizers):
         values = [next((r["bytes_per_token"] for r in rows if r["tokenizer"] == tok and r["corpus"] == c), 0) for c in corpora]
@@ -136,10 +133,7 @@ def plot_bytes_per_token(rows: list[dict], out: Path) -> None:
     ax.set_title("Compression of each tokenizer on each corpus")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, dpi=110)
 
 
 def main(out_dir: str | Path) -> int:

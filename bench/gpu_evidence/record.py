@@ -9,21 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never a torn file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from util.atomic import write_text_atomic
 
 
 class StageClock:
@@ -89,6 +78,6 @@ class Evidence:
         summary = {"smoke": self.smoke, "budget_seconds": self.budget_seconds,
                    "elapsed_seconds": round(time.perf_counter() - self.started, 1), "stages": self.stages,
                    "records": self.records}
-        write_atomically(self.out / "summary.json", json.dumps(summary, indent=1, default=str))
+        write_text_atomic(self.out / "summary.json", json.dumps(summary, indent=1, default=str))
         if self.render is not None:
-            write_atomically(self.out / "report.md", self.render(self))
+            write_text_atomic(self.out / "report.md", self.render(self))

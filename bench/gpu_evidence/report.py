@@ -121,12 +121,10 @@ def _leaderboard_section(ev: Evidence) -> list[str]:
 def write_plots(ev: Evidence) -> list[Path]:
     """Triton's speed-up over the best peer per case, attention TFLOP/s per provider, and
     training tokens/s per variant (PNG, whatever has been measured so far)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from bench.common import plot_speedups
+    from util.plotting import pyplot, save_figure
+
+    plt = pyplot()
 
     written = []
     rows = ev.of("kernels", "measurement")
@@ -141,10 +139,7 @@ def write_plots(ev: Evidence) -> list[Path]:
         ax.set_ylabel("TFLOP/s (fwd+bwd, causal)")
         ax.tick_params(axis="x", rotation=30)
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(ev.out / "attention_tflops.png", dpi=120)
-        plt.close(fig)
-        written.append(ev.out / "attention_tflops.png")
+        written.append(save_figure(fig, ev.out / "attention_tflops.png"))
     training = [r for r in ev.of("training", "throughput") if r.get("tokens_per_s")]
     if training:
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -152,8 +147,5 @@ def write_plots(ev: Evidence) -> list[Path]:
         ax.bar(labels, [r["tokens_per_s"] for r in training], color="tab:blue")
         ax.set_ylabel("tokens/s")
         ax.set_title("training throughput, h100 preset model")
-        fig.tight_layout()
-        fig.savefig(ev.out / "training_throughput.png", dpi=120)
-        plt.close(fig)
-        written.append(ev.out / "training_throughput.png")
+        written.append(save_figure(fig, ev.out / "training_throughput.png"))
     return written

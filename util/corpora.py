@@ -13,6 +13,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .atomic import atomic_path
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -66,10 +68,9 @@ def shared_corpus(name: str, max_bytes: int | None = None) -> Path:
     target = cache_dir() / f"{name}{suffix}.txt"
     if target.is_file():
         return target
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     opener = lzma.open if source.suffix == ".xz" else open
     limit = max_bytes if max_bytes is not None else float("inf")
-    try:
+    with atomic_path(target) as tmp:
         with opener(source, "rb") as src, open(tmp, "wb") as dst, tqdm(
             desc=f"decompressing {name}", unit="B", unit_scale=True, leave=False
         ) as bar:
@@ -83,9 +84,6 @@ def shared_corpus(name: str, max_bytes: int | None = None) -> Path:
                 bar.update(len(block))
         if max_bytes is not None:
             _truncate_to_last_newline(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 

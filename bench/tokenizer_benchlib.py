@@ -17,8 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from tokenizer import END_OF_TEXT
+
 REPO = Path(__file__).resolve().parent.parent
-EOT = "<|endoftext|>"
+EOT = END_OF_TEXT
 
 
 def _rss_kb(pid: int, field: str = "VmRSS") -> int:

@@ -9,20 +9,9 @@ import torch
 import triton
 import triton.language as tl
 
-from ._attention_tiles import (
-    LOG2E,
-    attention_grid,
-    dot_precision,
-    head_ptr,
-    load_head_tile,
-    key_tile_ranges,
-    last_dim_contiguous,
-    load_rows,
-    store_rows,
-    strides,
-    tile_ptrs,
-    visible,
-)
+from ._attention_tiles import (LOG2E, attention_grid, dot_precision, head_ptr, key_tile_ranges,
+                                last_dim_contiguous, load_head_tile, load_seq_tile, store_rows, strides,
+                                tile_ptrs, visible)
 from ._blocks import attention_config_pruner, attention_row_block, attention_tile_configs, head_dim_block
 from ._ops import kernel_op, launch
 
@@ -50,10 +39,8 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, lse_base, delta_base, stride_qs, 
     offs_m = tl.arange(0, BLOCK_M)
     for m0 in range(start, end, BLOCK_M):
         rows = m0 + offs_m
-        q = load_rows(tile_ptrs(q_base, rows, stride_qs, offs_d), rows, q_len, offs_d,
-                      HEAD_DIM, PAD_D, True)
-        do = load_rows(tile_ptrs(do_base, rows, stride_dos, offs_d), rows, q_len, offs_d,
-                       HEAD_DIM, PAD_D, True)
+        q = load_seq_tile(q_base, rows, stride_qs, q_len, offs_d, HEAD_DIM, PAD_D, True)
+        do = load_seq_tile(do_base, rows, stride_dos, q_len, offs_d, HEAD_DIM, PAD_D, True)
         # Rows past q_len get lse = +inf, so their probabilities are exactly 0.
         lse = tl.load(lse_base + rows, mask=rows < q_len, other=float("inf"))
         delta = tl.load(delta_base + rows, mask=rows < q_len, other=0.0)
@@ -115,10 +102,8 @@ def _dq_tiles(dq, q, do, lse, delta, k_base, v_base, stride_ks, stride_vs, rows,
     offs_n = tl.arange(0, BLOCK_N)
     for n0 in range(start, end, BLOCK_N):
         cols = n0 + offs_n
-        k = load_rows(tile_ptrs(k_base, cols, stride_ks, offs_d), cols, k_len, offs_d,
-                      HEAD_DIM, PAD_D, BOUNDARY)
-        v = load_rows(tile_ptrs(v_base, cols, stride_vs, offs_d), cols, k_len, offs_d,
-                      HEAD_DIM, PAD_D, BOUNDARY)
+        k = load_seq_tile(k_base, cols, stride_ks, k_len, offs_d, HEAD_DIM, PAD_D, BOUNDARY)
+        v = load_seq_tile(v_base, cols, stride_vs, k_len, offs_d, HEAD_DIM, PAD_D, BOUNDARY)
         p = tl.exp2(tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale - lse[:, None])  # (M, N)
         if BOUNDARY:
             p = tl.where(visible(rows, cols, q_len, k_len, CAUSAL), p, 0.0)

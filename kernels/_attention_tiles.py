@@ -45,11 +45,18 @@ def head_ptr(PTR, bh, n_heads, stride_b, stride_h):
 
 
 @triton.jit
+def load_seq_tile(base, idx, stride, n_rows, offs_d, HEAD_DIM: tl.constexpr, PAD_D: tl.constexpr,
+                  CHECK_ROWS: tl.constexpr):
+    """Rows ``idx`` of the head starting at ``base``: a (len(idx), padded head_dim) tile."""
+    return load_rows(tile_ptrs(base, idx, stride, offs_d), idx, n_rows, offs_d, HEAD_DIM, PAD_D, CHECK_ROWS)
+
+
+@triton.jit
 def load_head_tile(PTR, bh, n_heads, stride_b, stride_h, stride_s, rows, n_rows, offs_d, HEAD_DIM: tl.constexpr,
                    PAD_D: tl.constexpr):
     """Rows ``rows`` (masked to ``n_rows``) of one head: a (rows, padded head_dim) tile."""
-    ptrs = tile_ptrs(head_ptr(PTR, bh, n_heads, stride_b, stride_h), rows, stride_s, offs_d)
-    return load_rows(ptrs, rows, n_rows, offs_d, HEAD_DIM, PAD_D, True)
+    return load_seq_tile(head_ptr(PTR, bh, n_heads, stride_b, stride_h), rows, stride_s, n_rows, offs_d,
+                         HEAD_DIM, PAD_D, True)
 
 
 @triton.jit

@@ -21,19 +21,21 @@ def check_float(name: str, t: torch.Tensor) -> None:
 
 def check_same_device(**tensors: torch.Tensor) -> torch.device:
     devices = {name: t.device for name, t in tensors.items()}
-    first = next(iter(devices.values()))
-    if any(d != first for d in devices.values()):
-        listed = ", ".join(f"{name} on {d}" for name, d in devices.items())
-        raise ValueError(f"inputs must be on one device, got {listed}; move them with .to(device)")
-    return first
+    return _check_one_value(devices, "on", ValueError, "inputs must be on one device",
+                            "move them with .to(device)")
 
 
 def check_same_dtype(**tensors: torch.Tensor) -> torch.dtype:
     dtypes = {name: t.dtype for name, t in tensors.items()}
-    first = next(iter(dtypes.values()))
-    if any(d != first for d in dtypes.values()):
-        listed = ", ".join(f"{name} is {d}" for name, d in dtypes.items())
-        raise TypeError(f"inputs must share one dtype, got {listed}; cast them to one dtype first")
+    return _check_one_value(dtypes, "is", TypeError, "inputs must share one dtype", "cast them to one dtype first")
+
+
+def _check_one_value(values: dict, verb: str, error: type[Exception], problem: str, fix: str):
+    """The one value every input has, or ``error`` naming each input's value and the fix."""
+    first = next(iter(values.values()))
+    if any(v != first for v in values.values()):
+        listed = ", ".join(f"{name} {verb} {v}" for name, v in values.items())
+        raise error(f"{problem}, got {listed}; {fix}")
     return first
 
 

@@ -8,8 +8,8 @@ handling); ``attention(..., backend=)``.
 Triton design: flash attention 2. Scores are never materialised beyond one (queries x keys) tile.
 
 * forward, one program per (batch*head, query tile), batch*head on the grid's first axis (its
-  limit is 2^31 - 1, not 65,535) and row offsets in 64 bits (see ``tile_ptrs``): loops over key tiles keeping a running max
-  ``m``, running sum ``l`` and the unnormalised output in float32 (online softmax, base-2
+  limit is 2^31 - 1, not 65,535) and row offsets in 64 bits (see ``tile_ptrs``): loops over key
+  tiles keeping a running max ``m``, running sum ``l`` and the unnormalised output in float32 (online softmax, base-2
   exponentials with ``log2(e)`` folded into the scale); saves ``lse = m + log2(l)`` per row.
   Key tiles come in two kinds, chosen by a compile-time flag: *full* tiles (entirely visible,
   no masking work) and *boundary* tiles (the causal diagonal and the ragged sequence tail).
@@ -31,21 +31,9 @@ import triton.language as tl
 
 from ._backend import resolve_backend
 from ._attention_backward import attention_backward
-from ._attention_tiles import (
-    LOG2E,
-    MAX_SEQ_LEN,
-    attention_grid,
-    dot_precision,
-    head_ptr,
-    load_head_tile,
-    key_tile_ranges,
-    last_dim_contiguous,
-    load_rows,
-    store_rows,
-    strides,
-    tile_ptrs,
-    visible,
-)
+from ._attention_tiles import (LOG2E, MAX_SEQ_LEN, attention_grid, dot_precision, head_ptr, key_tile_ranges,
+                                last_dim_contiguous, load_head_tile, load_seq_tile, store_rows, strides,
+                                tile_ptrs, visible)
 from ._blocks import attention_config_pruner, attention_tile_configs, head_dim_block
 from ._checks import autocast_disabled, check_float, check_same_device, check_same_dtype, compute_dtype
 from ._ops import kernel_op, launch
@@ -80,8 +68,7 @@ def _forward_tiles(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, rows,
     offs_n = tl.arange(0, BLOCK_N)
     for n0 in range(start, end, BLOCK_N):
         cols = n0 + offs_n
-        k = load_rows(tile_ptrs(k_base, cols, stride_ks, offs_d), cols, k_len, offs_d,
-                      HEAD_DIM, PAD_D, BOUNDARY)
+        k = load_seq_tile(k_base, cols, stride_ks, k_len, offs_d, HEAD_DIM, PAD_D, BOUNDARY)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # (M, N), log2 units
         if BOUNDARY:
             s = tl.where(visible(rows, cols, q_len, k_len, CAUSAL), s, float("-inf"))
@@ -89,8 +76,7 @@ def _forward_tiles(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, rows,
         p = tl.exp2(s - m_new[:, None])
         alpha = tl.exp2(m_i - m_new)
         l_i = l_i * alpha + tl.sum(p, axis=1)
-        v = load_rows(tile_ptrs(v_base, cols, stride_vs, offs_d), cols, k_len, offs_d,
-                      HEAD_DIM, PAD_D, BOUNDARY)
+        v = load_seq_tile(v_base, cols, stride_vs, k_len, offs_d, HEAD_DIM, PAD_D, BOUNDARY)
         acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None], input_precision=PRECISION)
         m_i = m_new
     return acc, l_i, m_i

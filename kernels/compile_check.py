@@ -22,7 +22,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import triton
 
@@ -50,7 +50,6 @@ class CompileReport:
     registers: int | None = None
     spill_bytes: int | None = None
     error: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _jit_function(kernel):

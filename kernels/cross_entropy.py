@@ -36,7 +36,7 @@ from ._backend import resolve_backend
 from ._blocks import row_blocks
 from ._checks import autocast_disabled, check_float, check_rows
 from ._ops import kernel_op, launch
-from ._online import online_max_sum_init, online_max_sum_step
+from ._rows import online_max_sum_init, online_max_sum_step, row_start
 from ._reference_grads import CrossEntropyFunction as ReferenceCrossEntropy
 
 # Vocab tile sizes: whole rows up to 16k stay in registers on the GPU; under the interpreter a

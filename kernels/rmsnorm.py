@@ -27,6 +27,7 @@ from ._backend import resolve_backend
 from ._blocks import row_blocks, rows_per_program, sm_count
 from ._checks import check_float, check_rows, check_same_device
 from ._ops import kernel_op, launch
+from ._rows import row_start
 from ._reference_grads import RMSNormFunction as ReferenceRMSNorm
 
 
@@ -42,8 +43,7 @@ def _rmsnorm_forward_kernel(
     BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
-    x_row = X + row * stride_x
-    y_row = Y + row * stride_y
+    x_row, y_row = row_start(X, stride_x), row_start(Y, stride_y)
     cols = tl.arange(0, BLOCK)
     if SINGLE_PASS:
         mask = cols < n_cols

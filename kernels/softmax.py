@@ -24,7 +24,7 @@ from ._backend import resolve_backend
 from ._blocks import row_blocks
 from ._checks import check_float, check_rows
 from ._ops import kernel_op, launch
-from ._online import online_max_sum_init, online_max_sum_step
+from ._rows import online_max_sum_init, online_max_sum_step, row_start
 from ._reference_grads import SoftmaxFunction as ReferenceSoftmax
 
 
@@ -38,9 +38,7 @@ def softmax_reference(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 def _softmax_forward_kernel(
     X, Y, stride_x, stride_y, n_cols, BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr
 ):
-    row = tl.program_id(0).to(tl.int64)
-    x_row = X + row * stride_x
-    y_row = Y + row * stride_y
+    x_row, y_row = row_start(X, stride_x), row_start(Y, stride_y)
     cols = tl.arange(0, BLOCK)
     if SINGLE_PASS:
         mask = cols < n_cols
@@ -67,10 +65,7 @@ def _softmax_backward_kernel(
     DY, Y, DX, stride_dy, stride_y, stride_dx, n_cols,
     BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr,
 ):
-    row = tl.program_id(0).to(tl.int64)
-    dy_row = DY + row * stride_dy
-    y_row = Y + row * stride_y
-    dx_row = DX + row * stride_dx
+    dy_row, y_row, dx_row = row_start(DY, stride_dy), row_start(Y, stride_y), row_start(DX, stride_dx)
     cols = tl.arange(0, BLOCK)
     if SINGLE_PASS:
         mask = cols < n_cols

@@ -1,6 +1,6 @@
 """Transformer language model built from first principles.
 
-Modules and functions follow DESIGN.md (names, shapes, init and state-dict keys); the fused ops
+Modules and functions follow docs/architecture.md (names, shapes, init and state-dict keys); the fused ops
 (RMSNorm, attention, cross-entropy) go through ``kernels`` with the backend chosen once, at
 construction, from ``ModelConfig.kernels``.
 """

@@ -14,38 +14,17 @@ that overrides the preset(s).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import types
-import typing
-from dataclasses import fields
 from pathlib import Path
 
 from util.atomic import write_json_atomic
+from util.cli import add_dataclass_arguments, apply_overrides, overrides_from_namespace
 
 from .accounting import GIB, count_parameters, forward_flops, max_batch_size, parameter_counts, training_memory
 from .config import ModelConfig
 from .presets import PRESETS, preset
 
 DEFAULT_PRESETS = ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl")
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _field_parser(annotation) -> typing.Callable[[str], object]:
-    """The argparse type of a ModelConfig field (``int | None`` parses as int)."""
-    if isinstance(annotation, str):
-        annotation = eval(annotation, {"int": int, "float": float, "str": str, "bool": bool})  # noqa: S307
-    if isinstance(annotation, types.UnionType):
-        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    return _parse_bool if annotation is bool else annotation
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,29 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--activation-bytes", type=int, default=4,
                         help="bytes per saved activation: 4 float32, 2 bf16 autocast (default 4)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
-    group = parser.add_argument_group("model fields (override the preset)")
-    for f in fields(ModelConfig):
-        group.add_argument(f"--{f.name}", *([f"--{f.name.replace('_', '-')}"] if "_" in f.name else []),
-                           dest=f"model_{f.name}", type=_field_parser(f.type), metavar=f.name.upper())
+    add_dataclass_arguments(parser, ModelConfig(), "model fields (override the preset)", hyphen_aliases=True)
     return parser
 
 
 def configs_from_args(args: argparse.Namespace) -> dict[str, ModelConfig]:
-    overrides = {f.name: getattr(args, f"model_{f.name}") for f in fields(ModelConfig)}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
+    overrides = overrides_from_namespace(args)
     if args.context is not None:
-        overrides["context_length"] = args.context
-    return {name: preset(name, **overrides) for name in (args.preset or DEFAULT_PRESETS)}
+        overrides["context_length"] = str(args.context)
+    return {name: apply_overrides(preset(name), overrides) for name in (args.preset or DEFAULT_PRESETS)}
 
 
 # ---------------------------------------------------------------------------------- formatting
-def human(n: float, unit: str = "") -> str:
-    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{suffix}{unit}"
-    return f"{n:.0f}{unit}"
-
-
 def table(title: str, header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731

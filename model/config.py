@@ -80,7 +80,7 @@ def _checked_backend(backend: str, spec: str) -> str:
 
 @dataclass
 class ModelConfig:
-    """Everything that defines a TransformerLM. Defaults reproduce the DESIGN.md baseline
+    """Everything that defines a TransformerLM. Defaults reproduce the docs/architecture.md baseline
     (pre-norm, RoPE, SwiGLU, untied embeddings, no QK-norm, no soft-capping)."""
 
     vocab_size: int = 10_000

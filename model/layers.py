@@ -1,6 +1,6 @@
 """Parameterised building blocks, from scratch: Linear, Embedding, RMSNorm, the FFNs and RoPE.
 
-Shapes and parameter names follow DESIGN.md so that state dicts trained elsewhere load:
+Shapes and parameter names follow docs/architecture.md so that state dicts trained elsewhere load:
 ``Linear.weight`` is (out, in), ``Embedding.weight`` (vocab, d_model), ``RMSNorm.weight``
 (d_model,), ``SwiGLU.w1/w2/w3``.
 """
@@ -19,7 +19,7 @@ from .functional import silu, silu_gate
 
 
 def trunc_normal_(weight: torch.Tensor, std: float) -> torch.Tensor:
-    """In-place truncated normal N(0, std^2) cut at +-3 std (the DESIGN.md initialisation)."""
+    """In-place truncated normal N(0, std^2) cut at +-3 std (the docs/architecture.md initialisation)."""
     return nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-3 * std, b=3 * std)
 
 

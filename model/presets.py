@@ -12,7 +12,7 @@ from .config import ModelConfig
 
 
 def tinystories(**overrides) -> ModelConfig:
-    """The DESIGN.md TinyStories baseline (about 22.7M parameters with untied embeddings)."""
+    """The docs/architecture.md TinyStories baseline (about 22.7M parameters with untied embeddings)."""
     base = dict(vocab_size=10_000, context_length=256, d_model=512, d_ff=1344, num_layers=4,
                 num_heads=16, rope_theta=10_000.0)
     return ModelConfig(**{**base, **overrides})

@@ -1,6 +1,6 @@
 """The Transformer block and the language model.
 
-State-dict keys follow DESIGN.md: ``token_embeddings.weight``, ``layers.{i}.ln1.weight``,
+State-dict keys follow docs/architecture.md: ``token_embeddings.weight``, ``layers.{i}.ln1.weight``,
 ``layers.{i}.attn.{q,k,v,output}_proj.weight``, ``layers.{i}.ln2.weight``,
 ``layers.{i}.ffn.w{1,2,3}.weight``, ``ln_final.weight``, ``lm_head.weight``.
 """

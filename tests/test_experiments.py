@@ -11,11 +11,12 @@ import pytest
 from model import ModelConfig
 from tokenizer.tokenfile import write_tokens
 from train.config import TrainConfig
-from train.experiments import ABLATIONS, ablation_runs, batch_size_runs, default_batch_sizes, lr_sweep_runs, main
+from train.experiments.cli import ablation_runs, batch_size_runs, default_batch_sizes, lr_sweep_runs, main
+from train.experiments.sweep import RunSpec, Sweep, run_sweep
+from train.experiments.writeup_checks import lr_toy
+from train.leaderboard.stories import generate_corpus
 from train.loop import NonFiniteLossError
-from train.stories import generate_corpus
-from train.sweep import RunSpec, Sweep, run_sweep
-from train.writeup_checks import lr_toy
+from util.cli import apply_overrides
 
 
 def _base(tmp_path) -> TrainConfig:
@@ -108,10 +109,12 @@ def test_a_real_lr_sweep_records_a_diverging_run(tmp_path):
 def test_sweep_definitions_cover_the_assignment():
     lrs = [r.overrides["max_lr"] for r in lr_sweep_runs(None)]
     assert lrs == sorted(lrs) and lrs[-1] >= 0.1  # ends at a rate that diverges
-    assert {"no-rmsnorm", "post-norm", "nope", "silu-ffn", "baseline"} == set(ABLATIONS)
-    overrides = {r.name: r.overrides for r in ablation_runs(None)}
-    assert overrides["no-rmsnorm"] == {"model.norm": "none"} and overrides["nope"] == {"model.positions": "none"}
-    assert overrides["silu-ffn"]["model.ffn"] == "silu"
+    base = TrainConfig(device="cpu")
+    models = {r.name: apply_overrides(base, r.overrides).model for r in ablation_runs(None)}
+    assert models["baseline"] == base.model
+    assert models["no-rmsnorm"].norm == "none" and models["post-norm"].norm == "post"
+    assert models["nope"].positions == "none"
+    assert models["silu-ffn"].ffn == "silu" and models["silu-ffn"].d_ff == 4 * base.model.d_model
     sizes = default_batch_sizes(TrainConfig(device="cpu"))
     assert sizes[0] == 1 and sizes == sorted(set(sizes)) and sizes[-1] >= 64
     runs = batch_size_runs(["1", "7", "512"], TrainConfig(batch_size=16, eval_iters=8))

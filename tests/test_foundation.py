@@ -86,6 +86,21 @@ def test_backend_explains_why_triton_cannot_run(monkeypatch):
 
 
 def test_run_metadata_names_code_versions_and_device():
+    import re
+    import subprocess
+
+    from util import runinfo
+
     meta = run_metadata()
     assert torch.__version__.startswith(meta["versions"]["torch"].split("+")[0])
-    assert meta["git_sha"] and meta["device"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=runinfo.REPO_ROOT, capture_output=True, text=True)
+    if head.returncode == 0:  # a checkout: the commit itself, marked when the tree has changes
+        assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", meta["git_sha"]) and meta["git_sha"][:40] == head.stdout.strip()
+    assert meta["device"] == runinfo.device_description()
+
+
+def test_git_sha_outside_a_checkout_is_unknown(tmp_path, monkeypatch):
+    from util import runinfo
+
+    monkeypatch.setattr(runinfo, "REPO_ROOT", tmp_path)
+    assert runinfo.git_sha() == "unknown"

@@ -8,15 +8,8 @@ import torch
 
 from model import TransformerLM, presets
 from train.checkpoint import save_checkpoint
-from train.generate import (
-    find_tokenizer_dir,
-    generate,
-    load_model,
-    main,
-    next_token_distribution,
-    sample_next,
-    top_p_filter,
-)
+from train.generate import generate, main, next_token_distribution, sample_next, top_p_filter
+from train.run_folder import find_tokenizer_dir, load_model
 
 
 @pytest.fixture(scope="module")

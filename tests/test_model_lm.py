@@ -1,6 +1,6 @@
 """The attention module, block and LM against the same architecture assembled from torch built-ins
 (F.linear, F.embedding, F.rms_norm, F.scaled_dot_product_attention, F.cross_entropy), loading a
-state dict written with the DESIGN.md key names; every ablation; forward and gradients."""
+state dict written with the docs/architecture.md key names; every ablation; forward and gradients."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ DTYPES = [
 
 # ------------------------------------------------------------------ the built-in reference model
 def design_state_dict(cfg: ModelConfig, seed: int = 0, dtype=torch.float32) -> dict[str, torch.Tensor]:
-    """Random weights under the DESIGN.md key names, written without looking at the model."""
+    """Random weights under the docs/architecture.md key names, written without looking at the model."""
     g = torch.Generator().manual_seed(seed)
     d, f, V, dk = cfg.d_model, cfg.d_ff, cfg.vocab_size, cfg.head_dim
     rand = lambda *shape, scale=None: (torch.randn(*shape, generator=g) * (scale or shape[-1] ** -0.5)).to(dtype)  # noqa: E731
@@ -110,7 +110,7 @@ def test_lm_matches_builtin_model_on_design_state_dict(dtype, atol, rtol, overri
     cfg = odd_config(**overrides)
     model = TransformerLM.from_config(cfg, dtype=dtype)
     sd = design_state_dict(cfg, dtype=dtype)
-    model.load_state_dict(sd, strict=True)  # the DESIGN.md keys, nothing more, nothing less
+    model.load_state_dict(sd, strict=True)  # the docs/architecture.md keys, nothing more, nothing less
     ids = torch.randint(0, cfg.vocab_size, (3, 19), generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(model(ids), builtin_lm_logits(sd, cfg, ids), atol=atol * 10, rtol=rtol * 10)
 

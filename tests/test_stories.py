@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from train.stories import (
+from train.leaderboard.stories import (
     DOC_SEPARATOR,
     END_OF_TEXT,
     PLOTS,

@@ -266,3 +266,16 @@ def _state(pid: int):
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return None
+
+
+def test_the_merge_examples_of_the_merge_loop_docstrings():
+    """The examples in tokenizer/merges.py, checked: two merges of a tiny corpus, and what merging
+    (t, h) does to the word "thither"."""
+    from tokenizer.merges import learn_merges
+
+    _, merges = learn_merges({b"low": 5, b"lower": 2, b"lot": 1}, 256 + 2, [])
+    assert merges == [(b"l", b"o"), (b"lo", b"w")]
+    vocab, merges = learn_merges({b"thither": 3}, 256 + 2, [])
+    assert merges[0] == (b"t", b"h")  # the only pair seen twice in the word
+    # after it, (th, i), (i, th), (th, e) and (e, r) are each seen 3 times; ties go to the greatest
+    assert merges[1] == max([(b"th", b"i"), (b"i", b"th"), (b"th", b"e"), (b"e", b"r")])

@@ -8,10 +8,11 @@ into a token file (see ``tokenizer.tokenfile``). CLIs: ``python -m tokenizer.tra
 
 from tokenizer.encode_file import EncodeStats, encode_file
 from tokenizer.tokenfile import open_tokens, read_token_header, write_tokens
-from tokenizer.tokenizer import Tokenizer
+from tokenizer.tokenizer import END_OF_TEXT, Tokenizer
 from tokenizer.trainer import count_pretokens, train_bpe
 
 __all__ = [
+    "END_OF_TEXT",
     "EncodeStats",
     "Tokenizer",
     "count_pretokens",

@@ -1,6 +1,13 @@
 """The BPE merge loop with incrementally updated pair counts.
 
-Words (distinct pre-tokens) are lists of token ids with a count. Pair counts live in one dict
+Training repeats one step: find the most frequent adjacent pair of tokens over all words
+(weighted by how often each word occurs), give it a new id, and replace it in every word::
+
+    {"low": 5, "lower": 2, "lot": 1} as bytes    ->  most frequent pair (l, o): 8   ->  (l, o) -> lo
+    {[lo, w]: 5, [lo, w, e, r]: 2, [lo, t]: 1}   ->  most frequent pair (lo, w): 7  ->  (lo, w) -> low
+
+Recounting every pair after each merge would cost a pass over all words per merge. Instead,
+words (distinct pre-tokens) are lists of token ids with a count. Pair counts live in one dict
 keyed by ``a * V + b`` (an int is cheaper to hash than a tuple), an inverted index maps each
 pair to the words that contain it, and a lazy max-heap yields the next merge:
 
@@ -143,9 +150,19 @@ def _pop_best(heap: list, pc: dict, keys: list, stride: int) -> int | None:
 def _apply_merge(code, a, b, t, stride, holders, words, counts, pc):
     """Merge every ``(a, b)`` in the words listed in ``holders`` into ``t``.
 
-    Old pairs around each merged occurrence lose the word count in ``pc``; the pairs containing
-    ``t`` are returned (their counts, and the words holding them) since they are all new. Both
-    are found at the occurrences themselves, located by ``list.count`` and ``list.index`` (C).
+    What one merge does to one word, say ``thither`` seen 3 times, merging ``(t, h) -> th``::
+
+        word    [t, h, i, t, h, e, r]   ->   [th, i, th, e, r]
+        pairs   (t, h) twice            goes away with the merge
+                (h, i) -> (th, i)       the old pair loses 3, the new one gains 3
+                (i, t) -> (i, th)       likewise
+                (h, e) -> (th, e)       likewise
+                (e, r)                  unchanged: not next to a merged occurrence
+
+    Only pairs next to a merged occurrence change, so only those are touched: the old ones lose
+    the word's count in ``pc``; the pairs containing ``t`` are returned (their counts, and the
+    words holding them), since every one of them is new. Occurrences are located with
+    ``list.count`` and ``list.index``, which run in C.
     """
     if isinstance(holders, np.ndarray):
         holders = holders.tolist()

@@ -36,6 +36,7 @@ from tokenizer.vocab_files import (
     save_tokenizer_files,
 )
 
+END_OF_TEXT = "<|endoftext|>"  # the document separator of GPT-2 and of this project's corpora
 CACHE_LIMIT = 1 << 18  # pre-tokens cached at most (bounded memory on endless streams)
 VECTOR_MIN_CHARS = 4096  # texts at least this long are pre-tokenised with numpy, not the regex
 BATCH_BPE_MIN = 64  # this many new pre-tokens are merged together with numpy

@@ -52,10 +52,6 @@ def bytes_per_token(tokenizer: Tokenizer, path: Path, sample_bytes: int) -> floa
     return (first.end - first.start) / max(len(tokenizer.encode(text)), 1)
 
 
-def printable(token: bytes) -> str:
-    return repr(token.decode("utf-8", errors="replace"))
-
-
 @cli_main
 def main(argv=None) -> int:
     args = parse_args(argv)

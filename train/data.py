@@ -1,6 +1,6 @@
 """Random language-modelling batches from token arrays or memory-mapped token files.
 
-``get_batch`` is the DESIGN.md function: start indices uniform over ``0 .. len - context - 1``,
+``get_batch`` is the docs/architecture.md function: start indices uniform over ``0 .. len - context - 1``,
 targets shifted by one, int64 tensors on the requested device. ``TokenData`` wraps a token file
 (its header gives dtype and vocab size) so that ids outside the vocabulary are reported as a
 clear error instead of an out-of-range index deep inside an embedding kernel.

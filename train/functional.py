@@ -2,7 +2,7 @@
 
 ``cross_entropy`` delegates to the kernels package (one implementation of the maths in the
 project, with a Triton path on GPUs); ``clip_grad_norm`` is the global-L2-norm clipping of
-DESIGN.md.
+docs/architecture.md.
 """
 
 from __future__ import annotations

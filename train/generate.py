@@ -21,18 +21,16 @@ shift with it).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Sequence
 
 import torch
 
 import kernels
-from model import ModelConfig, TransformerLM
+from model import TransformerLM
+from tokenizer import END_OF_TEXT
 
-END_OF_TEXT = "<|endoftext|>"
-CHECKPOINT_FILE = "checkpoint.pt"  # what train.loop writes into a run folder
+from .run_folder import ByteTokenizer, load_model, load_tokenizer
 
 
 # -------------------------------------------------------------------------------------- sampling
@@ -112,76 +110,7 @@ def _encode_window(model: TransformerLM, window: list[int], cache, device) -> to
     return model(torch.tensor([window], device=device), kv_cache=cache)[0, -1]  # (vocab,)
 
 
-# -------------------------------------------------------------------------- checkpoint, tokenizer
-def checkpoint_path(run_or_checkpoint: str | Path) -> Path:
-    path = Path(run_or_checkpoint)
-    if path.is_dir():
-        path = path / CHECKPOINT_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}: give a run folder (with {CHECKPOINT_FILE}) or a checkpoint file")
-    return path
-
-
-def load_model(run_or_checkpoint: str | Path, device: str = "cpu", kernels_spec: str = "auto") -> TransformerLM:
-    """The model saved by ``train.save_checkpoint`` (its config is in the checkpoint), in eval
-    mode on ``device``, with the kernels chosen for this machine rather than the training one."""
-    from train.checkpoint import read_checkpoint
-    from train.data import resolve_device
-
-    device = resolve_device(device)  # a clear error for an unavailable device
-    path = checkpoint_path(run_or_checkpoint)
-    payload = read_checkpoint(path)
-    saved = payload.get("model_config")
-    if saved is None:
-        raise ValueError(f"{path} records no model config, so the model cannot be rebuilt from it")
-    cfg = ModelConfig.from_dict({**saved, "kernels": kernels_spec})
-    model = TransformerLM.from_config(cfg, device=device)
-    model.load_state_dict(payload["model"])
-    return model.eval()
-
-
-class ByteTokenizer:
-    """Raw UTF-8 bytes as token ids 0..255 (for models trained on byte token files)."""
-
-    def encode(self, text: str) -> list[int]:
-        return list(text.encode("utf-8"))
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return bytes(int(i) for i in ids if i < 256).decode("utf-8", errors="replace")
-
-
-def find_tokenizer_dir(run_or_checkpoint: str | Path) -> Path | None:
-    """A tokenizer folder for a run: RUN/tokenizer, the run folder itself, or the folder the
-    leaderboard recorded in report.json; None when there is none."""
-    run = Path(run_or_checkpoint)
-    run = run if run.is_dir() else run.parent
-    candidates = [run / "tokenizer", run]
-    report = run / "report.json"
-    if report.is_file():
-        recorded = json.loads(report.read_text()).get("data", {}).get("tokenizer_dir")
-        if recorded:
-            candidates.append(Path(recorded))
-    return next((c for c in candidates if (c / "vocab.json").is_file()), None)
-
-
-def load_tokenizer(spec: str | None, run_or_checkpoint: str | Path):
-    """``spec`` is a tokenizer folder (vocab.json, merges.txt, special_tokens.json), "bytes", or
-    None to look beside the run."""
-    if spec == "bytes":
-        return ByteTokenizer()
-    folder = Path(spec) if spec else find_tokenizer_dir(run_or_checkpoint)
-    if folder is None:
-        raise FileNotFoundError(
-            f"no tokenizer found for {run_or_checkpoint}; pass --tokenizer DIR (a folder with vocab.json and "
-            "merges.txt, e.g. the one python -m tokenizer.train wrote) or --tokenizer bytes for byte-level models"
-        )
-    from tokenizer import Tokenizer
-    from tokenizer.vocab_files import load_special_tokens
-
-    specials = load_special_tokens(folder) or [END_OF_TEXT]
-    return Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt", specials)
-
-
+# ------------------------------------------------------------------------------------ tokenizer
 def eos_id_of(tokenizer) -> int | None:
     """The id of <|endoftext|> when the tokenizer has it as a single token."""
     if isinstance(tokenizer, ByteTokenizer):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import enum
 import math
 import time
 from pathlib import Path
@@ -27,26 +28,37 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from util.atomic import write_json_atomic
+from util.runinfo import run_metadata
+
 from .checkpoint import save_checkpoint
-from .config import TrainConfig
+from .config import VAL_SEED_OFFSET, TrainConfig
 from .data import ShardedBatchSampler, TokenData
 from .distributed import (DistInfo, any_rank, barrier, env_dist_info, init_distributed, mean_across_ranks,
                           rank_device, shutdown_distributed)
 from .functional import clip_grad_norm, global_grad_norm
 from .interrupt import StopRequest
-from util.atomic import write_json_atomic
-
 from .metrics import MetricsLog, plot_loss_curves, read_metrics
-from util.runinfo import run_metadata
+from .run_folder import RunFolder
 from .schedule import lr_at_progress
-from .setup import (CHECKPOINT_NAME, RunState, autocast_context, build_model_and_optimizer, load_datasets,
-                    prepare_run_dir, resume_from_checkpoint)
-
-VAL_SEED_OFFSET = 1_000_003  # validation batches come from their own fixed stream
+from .setup import (RunState, autocast_context, build_model_and_optimizer, load_datasets, prepare_run_dir,
+                    resume_from_checkpoint)
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss or gradient norm became NaN/inf; the last good checkpoint is kept."""
+
+
+class StopReason(enum.Enum):
+    """Why a run stopped: a signal (interrupted, resumable) or the end it was given."""
+
+    SIGNAL = "signal"
+    MAX_ITERS = "max_iters"
+    BUDGET = "budget"
+
+    @property
+    def interrupted(self) -> bool:
+        return self is StopReason.SIGNAL
 
 
 class LossModule(torch.nn.Module):
@@ -82,6 +94,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, info: DistInfo, device: torch.device, hooks: list):
         self.cfg, self.info, self.device, self.hooks = cfg, info, device, hooks
         self.run_dir = prepare_run_dir(cfg, info)
+        self.folder = RunFolder(self.run_dir)
         self.train_data, self.val_data = load_datasets(cfg)
         self.model, self.optimizer = build_model_and_optimizer(cfg, device)
         self.sampler = ShardedBatchSampler(self.train_data, cfg.batch_size, cfg.model.context_length,
@@ -90,9 +103,15 @@ class Trainer:
         if cfg.resume:
             self.state, sampler_state = resume_from_checkpoint(self.run_dir, self.model, self.optimizer, cfg)
             self.sampler.load_state_dict(sampler_state)
+        self.ddp: DistributedDataParallel | None = None  # set by _wrap when data-parallel
         self.loss_fn = self._wrap(LossModule(self.model, cfg.z_loss))
         self.autocast = autocast_context(cfg, device)
         self.tokens_per_step = cfg.tokens_per_step_per_rank * info.world_size
+        self.stop_reason: StopReason | None = None
+        self.stop_detail = ""  # the signal's name, or the reason's
+        self.last_val_step: int | None = None  # the step of the latest validation loss
+        self.wall_started = time.perf_counter()
+        self.wall_offset = self.state.train_seconds + self.state.eval_seconds  # wall time before a resume
         self.metrics = None
         if info.is_main:
             self.metrics = MetricsLog(self.run_dir, cfg.logger, self.state.step if cfg.resume else None,
@@ -101,7 +120,6 @@ class Trainer:
                               "config": cfg.to_dict(), "metadata": run_metadata()})
 
     def _wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        self.ddp = None
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             module = self.ddp = DistributedDataParallel(module, device_ids=ids)
@@ -112,10 +130,8 @@ class Trainer:
     # ------------------------------------------------------------------------------ the loop
     def run(self) -> dict:
         cfg, state = self.cfg, self.state
-        status, recent_steps = "completed", collections.deque([0.0], maxlen=8)
-        start_wall = time.perf_counter()
-        self.wall_offset = state.train_seconds + state.eval_seconds
-        self._wall = lambda: self.wall_offset + time.perf_counter() - start_wall
+        recent_steps = collections.deque([0.0], maxlen=8)
+        self.wall_started = time.perf_counter()
         if state.step == 0 and self.val_data is not None and cfg.eval_interval:
             self._timed_outside_budget(self._evaluate)
         bar = self._progress_bar()
@@ -123,9 +139,8 @@ class Trainer:
         try:
             with StopRequest() as stop:
                 while True:
-                    reason = self._stop_reason(max(recent_steps), stop)
-                    if reason:
-                        status = "interrupted" if reason.startswith("SIG") else "completed"
+                    self.stop_reason, self.stop_detail = self._stop_reason(max(recent_steps), stop)
+                    if self.stop_reason is not None:
                         break
                     t0 = time.perf_counter()
                     loss, grad_norm, lr = self._train_step()
@@ -136,27 +151,30 @@ class Trainer:
                     state.tokens += self.tokens_per_step
                     self._check_finite(loss, grad_norm)
                     interval_start = self._after_step(loss, grad_norm, lr, interval_start, bar)
-                self.stop_reason = reason
         finally:
             if bar is not None:
                 bar.close()
-        return self._finish(status)
+        return self._finish("interrupted" if self.stop_reason.interrupted else "completed")
 
-    def _stop_reason(self, step_seconds: float, stop: StopRequest) -> str | None:
-        """Why to stop before the next step, or None. Every rank reaches the same answer: a
-        signal may reach only some ranks and each rank has its own clock, so the flags are
-        combined across ranks before deciding."""
+    def _wall(self) -> float:
+        """Wall-clock seconds of the run so far, the time before a resume included."""
+        return self.wall_offset + time.perf_counter() - self.wall_started
+
+    def _stop_reason(self, step_seconds: float, stop: StopRequest) -> tuple[StopReason | None, str]:
+        """Why to stop before the next step (and its detail), or (None, ""). Every rank reaches
+        the same answer: a signal may reach only some ranks and each rank has its own clock, so
+        the flags are combined across ranks before deciding."""
         cfg, state = self.cfg, self.state
         # predict the next step by the slowest of the last few (robust to jitter)
         over_budget = cfg.budget_seconds is not None and state.train_seconds + step_seconds >= cfg.budget_seconds
         signalled, over_budget = any_rank([stop.requested, over_budget], self.info, self.device)
         if signalled:
-            return stop.signal_name or "SIGNAL (on another rank)"
+            return StopReason.SIGNAL, stop.signal_name or "a signal on another rank"
         if cfg.max_iters is not None and state.step >= cfg.max_iters:
-            return "max_iters"
-        if over_budget:
-            return "budget"  # the next step would end past the budget
-        return None
+            return StopReason.MAX_ITERS, StopReason.MAX_ITERS.value
+        if over_budget:  # the next step would end past the budget
+            return StopReason.BUDGET, StopReason.BUDGET.value
+        return None, ""
 
     def _progress(self) -> float:
         if self.cfg.budget_seconds is not None:
@@ -191,7 +209,7 @@ class Trainer:
     def _check_finite(self, loss: float, grad_norm: float) -> None:
         if math.isfinite(loss) and math.isfinite(grad_norm):
             return
-        checkpoint = self.run_dir / CHECKPOINT_NAME
+        checkpoint = self.folder.checkpoint
         kept = f"the last good checkpoint is {checkpoint}" if checkpoint.exists() else "no checkpoint was written yet"
         message = (f"loss became non-finite at step {self.state.step} (loss={loss}, grad_norm={grad_norm}); "
                    f"stopping. {kept}. Lower --max_lr, raise --warmup_fraction or set --grad_clip.")
@@ -253,12 +271,12 @@ class Trainer:
             self.metrics.log(record)
         for hook in self.hooks:
             hook(record)
-        self.last_val = (state.step, val_loss)
+        self.last_val_step = state.step
         return val_loss
 
     def _save(self) -> None:
         if self.info.is_main:
-            save_checkpoint(self.model, self.optimizer, self.state.step, self.run_dir / CHECKPOINT_NAME,
+            save_checkpoint(self.model, self.optimizer, self.state.step, self.folder.checkpoint,
                             train_config=self.cfg.to_dict(), run_state=self.state.to_dict(),
                             sampler=self.sampler.state_dict())
         barrier(self.info)
@@ -266,10 +284,10 @@ class Trainer:
     # --------------------------------------------------------------------------------- the end
     def _finish(self, status: str) -> dict:
         state = self.state
-        if self.val_data is not None and getattr(self, "last_val", (None,))[0] != state.step and status == "completed":
+        if self.val_data is not None and self.last_val_step != state.step and status == "completed":
             self._timed_outside_budget(self._evaluate)
         self._timed_outside_budget(self._save)
-        summary = self._write_summary(status, f"stopped: {self.stop_reason}")
+        summary = self._write_summary(status, f"stopped: {self.stop_detail}")
         if self.metrics is not None:
             self.metrics.close()
             plot_loss_curves(read_metrics(self.metrics.path), self.run_dir)
@@ -277,7 +295,7 @@ class Trainer:
 
     def _write_summary(self, status: str, message: str) -> dict:
         state, cfg = self.state, self.cfg
-        records = read_metrics(self.run_dir / "metrics.jsonl") if self.info.is_main else []
+        records = read_metrics(self.folder.metrics) if self.info.is_main else []
         train = [r["train_loss"] for r in records if r.get("kind") == "train"]
         vals = [r for r in records if r.get("kind") == "val"]
         summary = {
@@ -290,11 +308,11 @@ class Trainer:
             "best_val_loss": state.best_val_loss,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "world_size": self.info.world_size, "device": str(self.device),
-            "checkpoint": str(self.run_dir / CHECKPOINT_NAME),
+            "checkpoint": str(self.folder.checkpoint),
             "config": cfg.to_dict(), "metadata": run_metadata(),
         }
         if self.info.is_main:
-            write_json_atomic(self.run_dir / "summary.json", summary)
+            write_json_atomic(self.folder.summary, summary)
         return summary
 
     def _progress_bar(self):

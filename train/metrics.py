@@ -18,6 +18,8 @@ from typing import Any
 
 from util.plotting import pyplot, save_figure
 
+from .run_folder import RunFolder
+
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
     """The records of a metrics.jsonl file.
@@ -52,7 +54,7 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, logger: str = "none", resume_step: int | None = None,
                  config: dict | None = None, wandb_project: str = "tritonlm", wandb_mode: str = "offline"):
-        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path = RunFolder(run_dir).metrics
         if resume_step is None:
             self.path.write_text("")
         else:
@@ -130,12 +132,12 @@ class WandbLogger:
 
 def plot_loss_curves(records: list[dict], run_dir: str | os.PathLike, title: str = "") -> list[Path]:
     """``loss_vs_steps.png`` and ``loss_vs_time.png``: train loss (raw and smoothed) and val loss."""
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     train = [r for r in records if r.get("kind") == "train"]
     val = [r for r in records if r.get("kind") == "val"]
     paths = []
-    for x_key, x_label, name in (("step", "optimizer step", "loss_vs_steps.png"),
-                                 ("elapsed_s", "training time (s)", "loss_vs_time.png")):
+    for x_key, x_label, path in (("step", "optimizer step", folder.loss_vs_steps_plot),
+                                 ("elapsed_s", "training time (s)", folder.loss_vs_time_plot)):
         fig, ax = pyplot().subplots(figsize=(7, 4.2))
         if train:
             xs, ys = [r[x_key] for r in train], [r["train_loss"] for r in train]
@@ -145,11 +147,11 @@ def plot_loss_curves(records: list[dict], run_dir: str | os.PathLike, title: str
             ax.plot([r[x_key] for r in val], [r["val_loss"] for r in val], "o-", color="tab:orange", ms=3, label="validation")
         ax.set_xlabel(x_label)
         ax.set_ylabel("cross-entropy (nats/token)")
-        ax.set_title(title or run_dir.name)
+        ax.set_title(title or folder.root.name)
         ax.grid(alpha=0.3)
         if train or val:
             ax.legend()
-        paths.append(save_figure(fig, run_dir / name))
+        paths.append(save_figure(fig, path))
     return paths
 
 

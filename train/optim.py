@@ -1,6 +1,6 @@
 """AdamW with decoupled weight decay (Loshchilov & Hutter), written from scratch.
 
-Semantics (DESIGN.md): m and v start at zero and the step count t at 1;
+Semantics (docs/architecture.md): m and v start at zero and the step count t at 1;
 ``lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)``; ``p -= lr_t * m / (sqrt(v) + eps)``; then the
 decoupled decay ``p -= lr * weight_decay * p``. Each parameter group may carry its own ``lr``
 and ``weight_decay`` (the loop writes the scheduled ``lr`` into every group each step).
@@ -13,6 +13,8 @@ import math
 from typing import Iterable
 
 import torch
+
+from model.layers import Embedding
 
 
 class AdamW(torch.optim.Optimizer):
@@ -76,7 +78,7 @@ class AdamW(torch.optim.Optimizer):
         return list(buckets.values())
 
     def _update(self, params, lr, beta1, beta2, eps, weight_decay) -> None:
-        """The DESIGN.md update of a bucket of parameters at the same step t."""
+        """The docs/architecture.md update of a bucket of parameters at the same step t."""
         states = [self.state[p] for p in params]
         for state in states:
             state["step"] += 1
@@ -95,10 +97,14 @@ class AdamW(torch.optim.Optimizer):
             torch._foreach_mul_(params, 1.0 - lr * weight_decay)  # decoupled decay
 
 
-def is_no_decay_parameter(name: str, param: torch.nn.Parameter) -> bool:
-    """Norm gains, biases and embeddings: parameters that weight decay should usually spare."""
-    lowered = name.lower()
-    return param.ndim < 2 or "embedding" in lowered or "norm" in lowered or ".ln" in lowered or lowered.startswith("ln")
+def spared_parameters(model: torch.nn.Module) -> set[int]:
+    """Ids of the parameters weight decay should usually spare, by structure, not by name:
+    vectors (norm gains, biases) and the tables of embedding modules."""
+    spared = {id(p) for p in model.parameters() if p.ndim < 2}
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Embedding, Embedding)):
+            spared.update(id(p) for p in module.parameters(recurse=False))
+    return spared
 
 
 def parameter_groups(
@@ -110,12 +116,11 @@ def parameter_groups(
     A tied embedding/LM-head matrix is one parameter; it is listed once (named parameters are
     deduplicated by torch) and decays unless embeddings are spared.
     """
+    spared = set() if decay_norms_and_embeddings else spared_parameters(model)
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        spared = not decay_norms_and_embeddings and is_no_decay_parameter(name, param)
-        (no_decay if spared else decay).append(param)
+    for param in model.parameters():
+        if param.requires_grad:
+            (no_decay if id(param) in spared else decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})

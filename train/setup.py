@@ -7,22 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from model import TransformerLM
+from util.atomic import write_json_atomic
+from util.runinfo import run_metadata
 
-from .checkpoint import read_checkpoint, restore_rng_state, unwrap_model, check_compatible
+from .checkpoint import check_compatible, read_checkpoint, restore_rng_state, unwrap_model
 from .config import TrainConfig
 from .data import TokenData, load_tokens
 from .distributed import DistInfo
-from util.atomic import write_json_atomic
 from .optim import AdamW, parameter_groups
-from util.runinfo import run_metadata
-
-CHECKPOINT_NAME = "checkpoint.pt"
+from .run_folder import RunFolder
 
 
 class RunFolderError(RuntimeError):
@@ -38,7 +37,6 @@ class RunState:
     train_seconds: float = 0.0  # training time (what budget_seconds limits)
     eval_seconds: float = 0.0  # evaluation + checkpoint time, outside the budget
     best_val_loss: float | None = None
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"step": self.step, "tokens": self.tokens, "train_seconds": self.train_seconds,
@@ -48,17 +46,17 @@ class RunState:
 def prepare_run_dir(cfg: TrainConfig, info: DistInfo) -> Path:
     """Create ``out_dir``; refuse to start afresh over an existing run unless ``overwrite``."""
     run_dir = Path(cfg.out_dir)
-    checkpoint = run_dir / CHECKPOINT_NAME
+    checkpoint = RunFolder(run_dir).checkpoint
     if cfg.resume and not checkpoint.exists():
         raise RunFolderError(f"--resume: no checkpoint at {checkpoint}; start without --resume")
     if not cfg.resume and checkpoint.exists() and not cfg.overwrite:
         raise RunFolderError(
-            f"{run_dir} already holds a run ({CHECKPOINT_NAME}); continue it with --resume, "
+            f"{run_dir} already holds a run ({checkpoint.name}); continue it with --resume, "
             "replace it with --overwrite, or choose another --out_dir"
         )
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", {"config": cfg.to_dict(), "metadata": run_metadata()})
+        write_json_atomic(RunFolder(run_dir).config, {"config": cfg.to_dict(), "metadata": run_metadata()})
     return run_dir
 
 
@@ -102,7 +100,7 @@ def resume_from_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: Ada
     """Load model, optimizer and RNG states; return the run counters and the sampler state.
     Training settings that differ from the checkpoint's are reported (the run then no longer
     reproduces an uninterrupted one, which may be intended, e.g. a longer ``max_iters``)."""
-    path = run_dir / CHECKPOINT_NAME
+    path = RunFolder(run_dir).checkpoint
     payload = read_checkpoint(path)
     check_compatible(path, payload, unwrap_model(model))
     saved_cfg = payload.get("extra", {}).get("train_config")

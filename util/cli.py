@@ -173,13 +173,16 @@ def _derived_fields(config: Any) -> list[str]:
     return derived
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, config: Any, title: str = "config") -> None:
-    """Document every field of ``config`` as ``--key=value`` in ``parser``'s help. Values are
-    parsed by ``parse_overrides``/``apply_overrides``, so pass the parser's leftovers there."""
+def add_dataclass_arguments(parser: argparse.ArgumentParser, config: Any, title: str = "config",
+                            hyphen_aliases: bool = False) -> None:
+    """Document every field of ``config`` as ``--key=value`` in ``parser``'s help (and
+    ``--hyphen-key=value`` too with ``hyphen_aliases``). Values are parsed by
+    ``parse_overrides``/``apply_overrides``, so pass the parser's leftovers there."""
     group = parser.add_argument_group(title, "override any field as --key=value (nested: --model.key=value)")
     for key, (annotation, value) in flatten_fields(config).items():
         flag_options = {"nargs": "?", "const": "true"} if annotation is bool else {}
-        group.add_argument(f"--{key}", metavar="VALUE", default=argparse.SUPPRESS, dest=f"{FIELD_DEST}{key}",
+        aliases = [f"--{key.replace('_', '-')}"] if hyphen_aliases and "_" in key else []
+        group.add_argument(f"--{key}", *aliases, metavar="VALUE", default=argparse.SUPPRESS, dest=f"{FIELD_DEST}{key}",
                            help=f"{_type_name(annotation)} (default: {value!r})", **flag_options)
 
 

@@ -87,6 +87,17 @@ def device_peaks(device_name: str) -> tuple[float, float] | None:
     return None
 
 
+def command_line() -> str:
+    """The command that is running, as one could type it again: ``python -m train.leaderboard
+    --budget 5m`` for a module run with ``-m``, else the script's name and its arguments."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        program = f"python -m {spec.name.removesuffix('.__main__')}"
+    else:
+        program = Path(sys.argv[0]).name
+    return " ".join([program, *sys.argv[1:]])
+
+
 def run_metadata() -> dict:
     """A JSON-ready record of what is producing the current result."""
     return {
@@ -96,6 +107,6 @@ def run_metadata() -> dict:
         "host": platform.node(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command_line(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

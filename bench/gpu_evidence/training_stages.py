@@ -16,8 +16,8 @@ import torch
 from bench.common import device_peaks
 from model.accounting import training_flops
 from train import clip_grad_norm
-from train.leaderboard import h100_preset
 from train.loop import LossModule
+from train.presets import h100
 from train.setup import build_model_and_optimizer
 
 from .record import Evidence
@@ -29,7 +29,7 @@ VARIANTS = (("triton", True), ("torch", True), ("triton", False), ("torch", Fals
 
 def _train_config(smoke: bool, kernels_backend: str, compiled: bool):
     """The h100 preset's training setup; in smoke runs a tiny model of the same recipe on the CPU."""
-    cfg = h100_preset().train
+    cfg = h100()
     model = dataclasses.replace(cfg.model, kernels=kernels_backend)
     if smoke:
         model = dataclasses.replace(model, vocab_size=128, context_length=32, d_model=32, num_layers=1, num_heads=2,

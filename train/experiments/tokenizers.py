@@ -17,8 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from util.corpora import SharedDataMissing, fixture_path, shared_corpus
-from train.leaderboard_data import SPECIAL_TOKENS, DataSettings, load_tokenizer, prepare_tokenizer, resolve_texts
-from train.report import markdown_table
+from train.leaderboard.data import SPECIAL_TOKENS, DataSettings, prepare_tokenizer, resolve_texts
+from train.run_folder import load_tokenizer
+from train.reporting import markdown_table
 from util.atomic import write_json_atomic, write_text_atomic
 from util.plotting import pyplot, save_figure
 

@@ -1,6 +1,7 @@
-"""The online (one-sweep) max and sum-of-exponentials of a row read in tiles.
+"""Pieces shared by the row-wise kernels (RMSNorm, softmax, cross-entropy): where a program's row
+starts, and the online (one-sweep) max and sum-of-exponentials of a row read in tiles.
 
-Shared by the softmax and cross-entropy kernels for rows longer than one block. Each tile's max
+The online pass serves the softmax and cross-entropy kernels for rows longer than one block. Each tile's max
 is taken first and folded into the running row max, so every element costs one exponential
 (``exp(x - max)``) plus one per tile to rescale the running sum: half the special-function work
 of a per-lane running max (two exponentials per element), which matters once the loads are fast
@@ -11,6 +12,12 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+
+@triton.jit
+def row_start(PTR, stride):
+    """The start of this program's row (one program per row), with a 64-bit offset."""
+    return PTR + tl.program_id(0).to(tl.int64) * stride
 
 
 @triton.jit

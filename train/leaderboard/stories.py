@@ -13,7 +13,7 @@ object found, quotes open and close. Its unigram entropy (``unigram_entropy``) i
 model that ignores context would reach, so a trained LM's validation loss far below it shows
 the model learnt the context.
 
-``python -m train.stories --out stories.txt --size 5MB --seed 0`` writes a corpus file;
+``python -m train.leaderboard.stories --out stories.txt --size 5MB --seed 0`` writes a corpus file;
 documents are separated by a line ``<|endoftext|>``, like the shared corpora.
 """
 
@@ -32,11 +32,11 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from tokenizer import END_OF_TEXT
 from util.atomic import write_text_atomic
 
 
 GENERATOR_VERSION = 2  # bump when the text for a seed changes (cached corpora are keyed by it)
-END_OF_TEXT = "<|endoftext|>"
 DOC_SEPARATOR = f"\n{END_OF_TEXT}\n"
 
 
@@ -436,7 +436,7 @@ def parse_size(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m train.stories", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m train.leaderboard.stories", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="file to write")
     parser.add_argument("--size", type=parse_size, default=parse_size("5MB"), help="bytes, e.g. 5MB")
     parser.add_argument("--seed", type=int, default=0)

@@ -28,8 +28,9 @@ from typing import Callable, Sequence
 from util.cli import apply_overrides
 from train.config import TrainConfig
 from train.metrics import read_metrics
+from train.run_folder import RunFolder
 from util.runinfo import run_metadata
-from train.report import markdown_table, plot_overlay, val_curve
+from train.reporting import markdown_table, plot_overlay, val_curve
 from util.atomic import write_json_atomic, write_text_atomic
 
 RESULT_FILE = "result.json"
@@ -85,7 +86,7 @@ def run_sweep(sweep: Sweep, trainer: Trainer = default_trainer) -> list[dict]:
             print(f"[{i}/{len(sweep.runs)}] {spec.label}: already {existing['status']}, skipped")
             results.append(existing)
             continue
-        resume = (run_dir / "checkpoint.pt").exists()
+        resume = RunFolder(run_dir).checkpoint.exists()
         print(f"[{i}/{len(sweep.runs)}] {spec.label}: {'resuming' if resume else 'starting'} in {run_dir}")
         result = execute_run(sweep, spec, resume, trainer)
         print(f"    -> {result['status']}; best val loss {result['best_val_loss']}; {result['note']}")
@@ -144,7 +145,7 @@ def execute_run(sweep: Sweep, spec: RunSpec, resume: bool, trainer: Trainer) -> 
 
 
 def summarise_run(spec: RunSpec, run_dir: Path, summary: dict, status: str, note: str) -> dict:
-    metrics = read_metrics(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
+    metrics = read_metrics(RunFolder(run_dir).metrics)
     _, losses = val_curve([m for m in metrics if m.get("kind") == "val"])
     finite = [v for v in losses if math.isfinite(v)]
     train_losses = [m.get("train_loss") for m in metrics if m.get("kind") == "train"]
@@ -184,9 +185,9 @@ def divergence_note(val_losses: list[float], train_losses: list[float | None]) -
 
 def reclassify(result: dict, run_dir: Path) -> dict:
     """A recorded ``completed`` run judged again from its metrics (the criterion may be newer)."""
-    if result.get("status") != "completed" or not (run_dir / "metrics.jsonl").exists():
+    if result.get("status") != "completed" or not RunFolder(run_dir).metrics.exists():
         return result
-    metrics = read_metrics(run_dir / "metrics.jsonl")
+    metrics = read_metrics(RunFolder(run_dir).metrics)
     _, losses = val_curve([m for m in metrics if m.get("kind") == "val"])
     note = divergence_note(losses, [m.get("train_loss") for m in metrics if m.get("kind") == "train"])
     return {**result, "status": "diverged", "note": note} if note else result
@@ -210,7 +211,7 @@ def write_sweep_outputs(sweep: Sweep, results: list[dict]) -> tuple[Path, Path]:
     """The overlay plot and the Markdown table (plus results.json) of a sweep."""
     curves = {}
     for spec, result in zip(sweep.runs, results):
-        metrics = read_metrics(sweep.run_dir(spec) / "metrics.jsonl") if (sweep.run_dir(spec) / "metrics.jsonl").exists() else []
+        metrics = read_metrics(RunFolder(sweep.run_dir(spec)).metrics)
         x, y = val_curve([m for m in metrics if m.get("kind") == "val"], sweep.x_axis)
         tag = "" if result["status"] == "completed" else f" ({result['status']})"
         curves[f"{spec.label}{tag}"] = (x, y)

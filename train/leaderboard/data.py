@@ -1,6 +1,6 @@
 """Data for the leaderboard and the experiments: corpus -> BPE tokenizer -> token files, cached.
 
-A data argument is one of: nothing or ``stories`` (the generated corpus of ``train.stories``),
+A data argument is one of: nothing or ``stories`` (the generated corpus of ``train.leaderboard.stories``),
 a shared corpus name (``gutenberg``, ``imdb``, or a file name such as ``gutenberg_train``), a
 text file, or a token file (``python -m tokenizer.encode``). Text is turned into tokens with a
 tokenizer trained on the training text; both the tokenizer and the token files are cached under
@@ -19,12 +19,13 @@ from pathlib import Path
 from util.atomic import atomic_path, write_bytes_atomic
 from util.corpora import SharedDataMissing, cache_dir, shared_corpus
 from tokenizer.tokenfile import MAGIC, TokenFileError, read_token_header
-from train.stories import END_OF_TEXT, GENERATOR_VERSION, write_corpus
+from tokenizer import END_OF_TEXT
+from train.config import VAL_SEED_OFFSET
+from train.leaderboard.stories import GENERATOR_VERSION, write_corpus
 
 SPECIAL_TOKENS = [END_OF_TEXT]
 # short name -> (training split, validation split) of the shared corpora
 SHARED_CORPORA = {"gutenberg": ("gutenberg_train", "gutenberg_valid"), "imdb": ("imdb_train", "imdb_test")}
-VAL_SEED_OFFSET = 1_000_003  # the generated validation stories come from a different seed
 
 
 @dataclass(frozen=True)
@@ -168,12 +169,6 @@ def prepare_tokenizer(train_text: Path, settings: DataSettings) -> Path:
     with atomic_path(folder) as tmp:
         Tokenizer(vocab, merges, SPECIAL_TOKENS).save(tmp)
     return folder
-
-
-def load_tokenizer(folder: Path):
-    from tokenizer import Tokenizer
-
-    return Tokenizer.from_dir(folder)
 
 
 def prepare_tokens(text: Path, tokenizer_dir: Path) -> Path:

@@ -9,7 +9,7 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
 - ``ablations``: baseline vs no RMSNorm, post-norm, no positional embedding (NoPE), and a SiLU
   FFN with d_ff = 4 d_model;
 - ``tokenizers``: bytes/token of several tokenizers on several corpora, throughput, and the
-  time to encode 825 GB (the Pile) (see ``train.tokenizer_experiments``);
+  time to encode 825 GB (the Pile) (see ``train.experiments.tokenizers``);
 - ``unicode``, ``lr-toy`` and ``adamw-accounting``: the checks behind docs/writeup.md.
 
 Every run trains a small model for ``--budget`` of training time on ``--data`` (generated
@@ -28,9 +28,9 @@ from pathlib import Path
 from model import ModelConfig
 from util.cli import add_dataclass_arguments, apply_overrides, overrides_from_namespace
 from train.config import TrainConfig
-from train.leaderboard_data import DataSettings, padded_vocab_size, prepare_data
-from train.report import parse_duration
-from train.sweep import RunSpec, Sweep, run_sweep
+from train.leaderboard.data import DataSettings, padded_vocab_size, prepare_data
+from train.reporting import parse_duration
+from train.experiments.sweep import RunSpec, Sweep, run_sweep
 
 SWEEP_KINDS = ("lr-sweep", "batch-size", "ablations")
 DEFAULT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0, 10.0)
@@ -145,11 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.kind == "tokenizers":
-        from train.tokenizer_experiments import main as tokenizers_main
+        from train.experiments.tokenizers import main as tokenizers_main
 
         return tokenizers_main(args.out)
     if args.kind in ("unicode", "lr-toy", "adamw-accounting"):
-        from train.writeup_checks import main as checks_main
+        from train.experiments.writeup_checks import main as checks_main
 
         return checks_main(args.kind)
     base = prepare_base(args, overrides_from_namespace(args))

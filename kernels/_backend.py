@@ -15,6 +15,11 @@ import torch
 BACKENDS = ("torch", "triton", "auto")
 
 
+class BackendUnavailable(RuntimeError, ValueError):
+    """``kernels='triton'`` asked for where Triton cannot run (a RuntimeError of this machine, and
+    a ValueError of the configuration: commands report it as a user error)."""
+
+
 def triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
 
@@ -54,5 +59,5 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
     if backend == "auto":
         return "triton" if device.type == "cuda" and reason is None else "torch"
     if reason is not None:
-        raise RuntimeError(f"kernels='triton' cannot run here: {reason}. Use 'torch' or 'auto'.")
+        raise BackendUnavailable(f"kernels='triton' cannot run here: {reason}. Use 'torch' or 'auto'.")
     return "triton"

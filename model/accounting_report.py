@@ -14,11 +14,10 @@ that overrides the preset(s).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from util.atomic import write_json_atomic
-from util.cli import add_dataclass_arguments, apply_overrides, overrides_from_namespace
+from util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
 
 from .accounting import GIB, count_parameters, forward_flops, max_batch_size, parameter_counts, training_memory
 from .config import ModelConfig
@@ -44,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     add_dataclass_arguments(parser, ModelConfig(), "model fields (override the preset)", hyphen_aliases=True)
     return parser
+
+
+def check_accounting_args(args: argparse.Namespace) -> None:
+    """The sizes must be positive: a zero batch or a negative memory gives meaningless tables."""
+    for flag, value in (("--batch", args.batch), ("--memory-gb", args.memory_gb), ("--param-bytes", args.param_bytes),
+                        ("--activation-bytes", args.activation_bytes), ("--context", args.context)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{flag} must be positive, got {value}")
+    if args.json is not None:
+        if args.json.is_dir():
+            raise ValueError(f"--json {args.json} is a folder; give a file path")
+        parent = next((p for p in args.json.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise ValueError(f"--json {args.json}: {parent} is a file, not a folder; give a path inside a folder")
 
 
 def configs_from_args(args: argparse.Namespace) -> dict[str, ModelConfig]:
@@ -112,13 +125,11 @@ def summary(configs: dict[str, ModelConfig]) -> str:
                  ["model", "parameters", "forward FLOPs", "attn T^2 share", "lm_head share"], rows)
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        configs = configs_from_args(args)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    check_accounting_args(args)
+    configs = configs_from_args(args)
     results = {}
     for name, cfg in configs.items():
         text, results[name] = report(name, cfg, args)

@@ -92,3 +92,36 @@ def tiktoken_gpt2(gpt2_files):
     ranks = {token: i for i, token in load_vocab(gpt2_files[0]).items() if token != GPT2_EOT.encode()}
     return tiktoken.Encoding("gpt2-fixture", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
                              special_tokens={GPT2_EOT: 50256})
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(module: str, *args: str, cwd=None, env: dict | None = None, timeout: float = 300):
+    """Run ``python -m module args...`` as a user would (a fresh process, no interpreter set)."""
+    import subprocess
+    import sys
+
+    full_env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    full_env["PYTHONPATH"] = REPO
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd or REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_user_error(proc, pattern: str, code: int = 2) -> None:
+    """Exit ``code``, and stderr ends with one ``error:`` line matching ``pattern``; no traceback."""
+    import re
+
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == code, f"exit {proc.returncode}\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}"
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert lines and lines[-1].startswith("error: ") and re.search(pattern, lines[-1]), proc.stderr[-2000:]
+
+
+def snapshot(folder) -> dict:
+    """Every file under ``folder`` with its bytes (to check that a failed command changed nothing)."""
+    from pathlib import Path
+
+    root = Path(folder)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()} if root.exists() else {}

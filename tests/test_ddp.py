@@ -54,14 +54,17 @@ def _worker(rank: int, world_size: int, port: int, tmp_path, name: str = "ddp", 
         for key, value in (overrides or {}).items():
             setattr(cfg, key, value)
         trainer = Trainer(cfg, info, device, [records.append])
-        summary = trainer.run()
+        try:
+            summary = trainer.run()
+        finally:
+            trainer.close()
         torch.save({"records": records, "weights": trainer.model.state_dict(), "steps": summary["steps"]},
                    tmp_path / f"{name}_rank{rank}.pt")
     finally:
         shutdown_distributed()
 
 
-def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
+def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path, capsys):
     torch.set_num_threads(1)
     single = run_training(_config(tmp_path, 4, "single"))
     mp.spawn(_worker, args=(2, _free_port(), tmp_path), nprocs=2, join=True)
@@ -84,7 +87,14 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     assert [r["step"] for r in ddp_metrics if r["kind"] == "train"] == list(range(1, 9))
     assert ddp_metrics[-1]["tokens"] == single["tokens"] == 8 * 2 * 4 * 12
     assert read_checkpoint(tmp_path / "ddp" / "checkpoint.pt")["iteration"] == 8
-    assert not list((tmp_path / "ddp").glob(".*tmp*"))
+    assert not list((tmp_path / "ddp").glob(".*tmp*")) and not (tmp_path / "ddp" / ".lock").exists()
+
+    # the 2-rank run resumes on one process: it goes on (global batch halved) and says so
+    resumed = _config(tmp_path, 4, "ddp")
+    resumed.resume, resumed.max_iters = True, 10
+    summary = run_training(resumed)
+    assert summary["status"] == "completed" and summary["steps"] == 10
+    assert "saved by 2 data-parallel rank(s), on 1" in capsys.readouterr().err
 
 
 def test_budget_stop_is_agreed_by_both_ranks(tmp_path):

@@ -196,3 +196,28 @@ def test_incremental_decoding_under_bf16_autocast_matches_full_forward():
         pieces = [model(ids[:, :5], kv_cache=cache), model(ids[:, 5:6], kv_cache=cache), model(ids[:, 6:], kv_cache=cache)]
     assert full.dtype == torch.bfloat16
     torch.testing.assert_close(torch.cat(pieces, 1).float(), full.float(), atol=3e-2, rtol=3e-2)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.5], ids=["greedy", "sampled"])
+def test_padding_ids_beyond_the_tokenizer_are_never_produced(temperature):
+    """A model whose vocabulary is padded past its tokenizer's (the leaderboard rounds up to a
+    multiple of 64) may favour a padding id; with vocab_limit none is ever produced."""
+    torch.manual_seed(0)
+    model = TransformerLM.from_config(presets.micro(vocab_size=64, context_length=12)).eval()
+    with torch.no_grad():  # make the padding rows (ids 40..63) the most likely by far
+        model.lm_head.weight[40:] = model.lm_head.weight[:40].abs().max() * 50
+    gen = torch.Generator().manual_seed(1)
+    unlimited = generate(model, [1, 2], 20, temperature, 1.0, generator=gen)
+    assert max(unlimited) >= 40  # the padding would be drawn without the limit
+    limited = generate(model, [1, 2], 20, temperature, 1.0, generator=torch.Generator().manual_seed(1),
+                       vocab_limit=40)
+    assert len(limited) == 20 and max(limited) < 40
+
+
+def test_sampling_settings_are_checked_even_for_greedy_decoding(model):
+    with pytest.raises(ValueError, match="top_p must be in"):
+        generate(model, [1], 3, temperature=0.0, top_p=1.5)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        generate(model, [1], 3, temperature=-1.0)
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        generate(model, [1, 500], 3)

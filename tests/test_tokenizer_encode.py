@@ -177,3 +177,28 @@ def test_encode_cli(tmp_path, trained_dir):
                               str(tmp_path / "nope"), "--out", str(tmp_path / "d.bin")], capture_output=True, text=True)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert not (tmp_path / "d.bin").exists()
+
+
+def test_a_full_disk_during_a_token_file_write_keeps_the_previous_file(tmp_path):
+    import errno
+
+    from tokenizer.tokenfile import TokenFileError, TokenFileWriter, write_tokens
+
+    path = write_tokens(tmp_path / "ids.tok", [1, 2, 3], 10)
+    before = path.read_bytes()
+
+    class FullDisk:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+    with pytest.raises(TokenFileError, match=r"could not write the token file .*ids.tok .*No space left.*intact"):
+        with TokenFileWriter(path, 10) as writer:
+            writer._file = FullDisk(writer._file)
+            writer.write([4, 5, 6])
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["ids.tok"]

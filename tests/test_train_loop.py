@@ -102,19 +102,23 @@ def test_signal_checkpoints_and_resume_reproduces_the_uninterrupted_run(tmp_path
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, token_files, monkeypatch):
+def scale_training_loss(monkeypatch, factor_at_call) -> None:
+    """Multiply the training loss (not the evaluation's) by ``factor_at_call(n)`` on its n-th call."""
     calls = {"n": 0}
     original = TransformerLM.loss
 
-    def poisoned(self, ids, targets, **kw):
+    def scaled(self, ids, targets, **kw):
         loss = original(self, ids, targets, **kw)
         if torch.is_grad_enabled():
             calls["n"] += 1
-            if calls["n"] >= 6:
-                return loss * float("nan")
+            return loss * factor_at_call(calls["n"])
         return loss
 
-    monkeypatch.setattr(TransformerLM, "loss", poisoned)
+    monkeypatch.setattr(TransformerLM, "loss", scaled)
+
+
+def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, token_files, monkeypatch):
+    scale_training_loss(monkeypatch, lambda n: float("nan") if n >= 6 else 1.0)
     with pytest.raises(NonFiniteLossError, match=r"non-finite at step 6.*last good checkpoint is .*checkpoint.pt"):
         run_training(small_config(tmp_path, token_files))
     run = tmp_path / "run"
@@ -201,3 +205,17 @@ def test_metrics_reader_drops_a_cut_short_last_line_and_rejects_corruption(tmp_p
     path.write_text('{"step": 1}\nnot json\n{"step": 3}\n')
     with pytest.raises(ValueError, match="line 2 is not valid JSON"):
         read_metrics(path)
+
+
+def test_a_diverging_run_keeps_the_last_healthy_checkpoint(tmp_path, token_files, monkeypatch):
+    """The loss blows up (finite, gradients exploding) at step 14, and turns NaN at step 19: the
+    checkpoint of step 16, made while diverging, is skipped; the error names the step-12 one."""
+    # from step 14 still finite: without the health check these weights would be saved
+    scale_training_loss(monkeypatch, lambda n: float("nan") if n >= 19 else 1e4 if n >= 14 else 1.0)
+    cfg = small_config(tmp_path, token_files, max_iters=24)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite at step 19.*checkpoint.pt \(step 12\)"):
+        run_training(cfg)
+    run = tmp_path / "run"
+    assert read_checkpoint(run / "checkpoint.pt")["iteration"] == 12
+    warnings = [r for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "warning"]
+    assert [w["step"] for w in warnings] == [16] and "checkpoint at step 16 skipped" in warnings[0]["message"]

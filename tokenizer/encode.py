@@ -14,7 +14,7 @@ import sys
 
 from tokenizer.chunks import ENCODE_CHUNK_BYTES
 from tokenizer.encode_file import encode_file
-from tokenizer.inputs import cli_main
+from util.cli import cli_main
 from tokenizer.tokenizer import Tokenizer
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import os
-import sys
 from pathlib import Path
-from typing import Callable
 
 
 class InputTextError(ValueError):
@@ -48,19 +45,3 @@ def read_chunk(path: str | os.PathLike, start: int, end: int) -> str:
     return decode_utf8(data, path, start)
 
 
-def cli_main(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
-    """Wrap a CLI entry point: bad input prints one clear ``error:`` line (exit 2) instead of a
-    traceback, and Ctrl-C exits 130 (outputs are only ever written atomically)."""
-
-    @functools.wraps(main)
-    def run(argv: list[str] | None = None) -> int:
-        try:
-            return main(argv)
-        except (OSError, ValueError, TypeError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("interrupted: no partial output was written", file=sys.stderr)
-            return 130
-
-    return run

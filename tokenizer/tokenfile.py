@@ -87,8 +87,15 @@ class TokenFileWriter:
             raise TokenFileError(
                 f"token id {bad} is outside the vocabulary [0, {self.vocab_size}) of {self.path}"
             )
-        self._file.write(arr.astype(self.dtype, copy=False).tobytes())
+        try:
+            self._file.write(arr.astype(self.dtype, copy=False).tobytes())
+        except OSError as e:
+            raise self._write_failed(e) from e
         self.num_tokens += int(arr.size)
+
+    def _write_failed(self, error: OSError) -> TokenFileError:
+        return TokenFileError(f"could not write the token file {self.path} ({error}); nothing was written there "
+                              "(a previous file at that path is intact): free some space and encode again")
 
     def __exit__(self, exc_type, exc, tb) -> None:
         error = (exc_type, exc, tb)
@@ -101,7 +108,12 @@ class TokenFileWriter:
             raise
         finally:
             self._file.close()
-            self._atomic.__exit__(*error)  # renamed into place, or removed after an error
+            try:
+                self._atomic.__exit__(*error)  # renamed into place, or removed after an error
+            except OSError as e:
+                if error[0] is not None:
+                    raise
+                raise self._write_failed(e) from e
 
 
 def write_tokens(path: str | os.PathLike, ids: Iterable[int] | np.ndarray, vocab_size: int) -> Path:

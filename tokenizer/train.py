@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from tokenizer.chunks import DEFAULT_CHUNK_BYTES, default_workers, plan_chunks
-from tokenizer.inputs import cli_main, read_chunk
+from tokenizer.inputs import read_chunk
+from util.cli import cli_main
 from tokenizer.merges import learn_merges
 from tokenizer.pretokenize import validate_special_tokens
 from tokenizer.tokenizer import Tokenizer

@@ -94,7 +94,15 @@ def load_vocab(path: str | os.PathLike) -> dict[int, bytes]:
             raise ValueError(f"{path} is not valid JSON ({e}); expected {{token: id}}") from e
     if not isinstance(raw, dict):
         raise ValueError(f"{path} must hold a JSON object {{token: id}}, got {type(raw).__name__}")
-    return {int(token_id): text_to_token(text) for text, token_id in raw.items()}
+    vocab = {}
+    for text, token_id in raw.items():
+        if isinstance(token_id, bool) or not isinstance(token_id, int) or not 0 <= token_id < len(raw):
+            raise ValueError(f"{path} maps {text!r} to id {token_id!r}, but a vocabulary of {len(raw)} tokens has "
+                             f"the ids 0..{len(raw) - 1}: the file is corrupt or not a vocab.json")
+        if token_id in vocab:
+            raise ValueError(f"{path} gives id {token_id} to two tokens: the file is corrupt")
+        vocab[token_id] = text_to_token(text)
+    return vocab
 
 
 def load_merges(path: str | os.PathLike) -> list[tuple[bytes, bytes]]:
@@ -120,5 +128,10 @@ def load_special_tokens(folder: str | os.PathLike) -> list[str]:
     path = Path(folder) / SPECIAL_TOKENS_FILE
     if not path.is_file():
         return []
-    with open(path, encoding="utf-8") as f:
-        return list(json.load(f))
+    try:
+        tokens = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); expected a list of special-token strings") from e
+    if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+        raise ValueError(f"{path} must hold a JSON list of non-empty strings, got {tokens!r:.80}")
+    return tokens

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from util.atomic import atomic_path
+from util.cli import UserError
 from util.runinfo import run_metadata
 
 FORMAT_VERSION = 1
@@ -26,7 +27,7 @@ FORMAT_VERSION = 1
 _WEIGHT_NEUTRAL_FIELDS = frozenset({"kernels"})
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(RuntimeError, UserError):
     """A checkpoint that cannot be read, or that does not fit the model it is loaded into."""
 
 
@@ -108,7 +109,11 @@ def save_checkpoint(
         "metadata": run_metadata(),
         "extra": extra,
     }
-    return atomic_torch_save(payload, out)
+    try:
+        return atomic_torch_save(payload, out)
+    except OSError as e:
+        raise CheckpointError(f"could not write the checkpoint {out} ({e}); the previous checkpoint, if any, is "
+                              "intact: free some space (or fix the folder) and resume") from e
 
 
 def read_checkpoint(src: str | os.PathLike) -> dict:

@@ -16,6 +16,11 @@ import numpy as np
 import torch
 
 from tokenizer.tokenfile import open_tokens
+from util.cli import UserError
+
+
+class DeviceUnavailable(RuntimeError, UserError):
+    """A device was asked for that this machine does not have."""
 
 
 class TokenIdError(ValueError):
@@ -45,16 +50,16 @@ def resolve_device(device: str | torch.device) -> torch.device:
     device = torch.device(device)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device {device} requested but CUDA is not available; use device='cpu'")
+            raise DeviceUnavailable(f"device {device} requested but CUDA is not available; use device='cpu'")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise RuntimeError(
+            raise DeviceUnavailable(
                 f"device {device} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
             )
     elif device.type == "mps":
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise RuntimeError(f"device {device} requested but MPS is not available; use device='cpu'")
+            raise DeviceUnavailable(f"device {device} requested but MPS is not available; use device='cpu'")
     elif device.type != "cpu":
-        raise RuntimeError(f"device {device} is not supported here; use 'cpu' or 'cuda'")
+        raise DeviceUnavailable(f"device {device} is not supported here; use 'cpu' or 'cuda'")
     return device
 
 

@@ -14,6 +14,12 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from util.cli import UserError
+
+
+class LaunchError(RuntimeError, UserError):
+    """A data-parallel launch that cannot work as configured (environment, devices)."""
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -36,7 +42,7 @@ def env_dist_info() -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
     if world > 1 and not 0 <= rank < world:
-        raise RuntimeError(f"RANK={rank} is outside WORLD_SIZE={world}")
+        raise LaunchError(f"RANK={rank} is outside WORLD_SIZE={world}")
     return DistInfo(rank=rank, local_rank=local, world_size=world)
 
 
@@ -46,7 +52,7 @@ def init_distributed(info: DistInfo, device: torch.device) -> None:
         return
     for var in ("MASTER_ADDR", "MASTER_PORT"):
         if var not in os.environ:
-            raise RuntimeError(f"WORLD_SIZE={info.world_size} but {var} is not set; launch with torchrun")
+            raise LaunchError(f"WORLD_SIZE={info.world_size} but {var} is not set; launch with torchrun")
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
 
@@ -61,9 +67,9 @@ def rank_device(requested: str, info: DistInfo) -> torch.device:
     if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' requested but CUDA is not available; use --device=cpu")
+        raise LaunchError("device='cuda' requested but CUDA is not available; use --device=cpu")
     if info.local_rank >= torch.cuda.device_count():
-        raise RuntimeError(f"LOCAL_RANK={info.local_rank} but only {torch.cuda.device_count()} GPU(s) are visible")
+        raise LaunchError(f"LOCAL_RANK={info.local_rank} but only {torch.cuda.device_count()} GPU(s) are visible")
     torch.cuda.set_device(info.local_rank)
     return torch.device("cuda", info.local_rank)
 

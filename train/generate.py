@@ -30,6 +30,8 @@ import kernels
 from model import TransformerLM
 from tokenizer import END_OF_TEXT
 
+from util.cli import cli_main
+
 from .run_folder import ByteTokenizer, load_model, load_tokenizer
 
 
@@ -57,11 +59,20 @@ def next_token_distribution(logits: torch.Tensor, temperature: float, top_p: flo
     return top_p_filter(probs, top_p)
 
 
+def check_sampling(temperature: float, top_p: float) -> None:
+    """Sampling settings, checked before any work (also for greedy decoding, which ignores top_p)."""
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy decoding), got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1] (1 = off), got {top_p}")
+
+
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
                 generator: torch.Generator | None = None, softmax_backend: str = "torch") -> torch.Tensor:
     """Next token ids (...,) from logits (..., vocab): greedy when ``temperature == 0``, else
     temperature + top-p sampling. Draws on the generator's device (the CPU without one), so a
     CPU generator gives the same text whatever device the model runs on."""
+    check_sampling(temperature, top_p)
     if temperature == 0:
         return logits.argmax(dim=-1)
     draw_device = generator.device if generator is not None else torch.device("cpu")
@@ -75,9 +86,15 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_p: float = 1
 @torch.no_grad()
 def generate(model: TransformerLM, prompt_ids: Sequence[int] | torch.Tensor, max_new_tokens: int,
              temperature: float = 1.0, top_p: float = 1.0, eos_id: int | None = None,
-             generator: torch.Generator | None = None) -> list[int]:
+             generator: torch.Generator | None = None, vocab_limit: int | None = None) -> list[int]:
     """Continue ``prompt_ids`` by up to ``max_new_tokens`` tokens; return the new ids (without
-    the prompt, and without ``eos_id``, at which generation stops)."""
+    the prompt, and without ``eos_id``, at which generation stops).
+
+    ``vocab_limit``: ids at or above it are never produced. A model's vocabulary is often padded
+    (to a multiple of 64, for faster matmuls) past its tokenizer's; pass the tokenizer's size
+    (``tokenizer_vocab_size``) so that no padding id, which the tokenizer cannot decode, is drawn.
+    """
+    check_sampling(temperature, top_p)
     tokens = [int(t) for t in (prompt_ids.tolist() if torch.is_tensor(prompt_ids) else prompt_ids)]
     if not tokens:
         raise ValueError("the prompt is empty: give at least one token (e.g. the <|endoftext|> id)")
@@ -86,10 +103,20 @@ def generate(model: TransformerLM, prompt_ids: Sequence[int] | torch.Tensor, max
     context = model.config.context_length
     device = model.lm_head.weight.device
     softmax_backend = model.kernel_plan.softmax
+    vocab = model.config.vocab_size
+    if vocab_limit is not None and not 0 < vocab_limit <= vocab:
+        raise ValueError(f"vocab_limit must be in [1, {vocab}] (the model's vocabulary), got {vocab_limit}")
+    if max(tokens) >= vocab or min(tokens) < 0:
+        bad = max(tokens) if max(tokens) >= vocab else min(tokens)
+        raise ValueError(f"prompt id {bad} is outside the model's vocabulary [0, {vocab}): is the tokenizer the "
+                         "one the model was trained with?")
     cache = model.new_kv_cache(batch_size=1)
     new: list[int] = []
     logits = _encode_window(model, tokens[-context:], cache, device)
     for step in range(max_new_tokens):
+        if vocab_limit is not None and vocab_limit < vocab:
+            logits = logits.clone()
+            logits[vocab_limit:] = float("-inf")  # padding ids: never drawn, never the argmax
         token = int(sample_next(logits, temperature, top_p, generator, softmax_backend))
         if token == eos_id:
             break
@@ -111,6 +138,12 @@ def _encode_window(model: TransformerLM, window: list[int], cache, device) -> to
 
 
 # ------------------------------------------------------------------------------------ tokenizer
+def tokenizer_vocab_size(tokenizer) -> int:
+    """How many ids ``tokenizer`` can decode (256 for raw bytes)."""
+    return 256 if isinstance(tokenizer, ByteTokenizer) else tokenizer.vocab_size
+
+
+
 def eos_id_of(tokenizer) -> int | None:
     """The id of <|endoftext|> when the tokenizer has it as a single token."""
     if isinstance(tokenizer, ByteTokenizer):
@@ -136,26 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        model = load_model(args.run, args.device, args.kernels)
-        tokenizer = load_tokenizer(args.tokenizer, args.run)
-        eos = eos_id_of(tokenizer)
-        prompt = tokenizer.encode(args.prompt) if args.prompt else ([eos] if eos is not None else [])
-        if not prompt:
-            raise ValueError("this tokenizer has no <|endoftext|> token to start from: give --prompt")
-        if max(prompt) >= model.config.vocab_size:
-            raise ValueError(f"the tokenizer produced id {max(prompt)}, outside the model's vocabulary "
-                             f"({model.config.vocab_size}): is --tokenizer the one the model was trained with?")
-        generator = torch.Generator().manual_seed(args.seed)
-        for i in range(args.num_samples):
-            new = generate(model, prompt, args.max_new_tokens, args.temperature, args.top_p, eos, generator)
-            header = f"--- sample {i + 1} ({len(new)} new tokens{', stopped at ' + END_OF_TEXT if len(new) < args.max_new_tokens else ''})"
-            print(header, args.prompt + tokenizer.decode(new), sep="\n", flush=True)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    check_sampling(args.temperature, args.top_p)
+    if args.max_new_tokens < 0 or args.num_samples < 1:
+        raise ValueError(f"need --max-new-tokens >= 0 and --num-samples >= 1, got {args.max_new_tokens} "
+                         f"and {args.num_samples}")
+    model = load_model(args.run, args.device, args.kernels)
+    tokenizer = load_tokenizer(args.tokenizer, args.run)
+    eos = eos_id_of(tokenizer)
+    prompt = tokenizer.encode(args.prompt) if args.prompt else ([eos] if eos is not None else [])
+    if not prompt:
+        raise ValueError("this tokenizer has no <|endoftext|> token to start from: give --prompt")
+    limit = min(tokenizer_vocab_size(tokenizer), model.config.vocab_size)
+    generator = torch.Generator().manual_seed(args.seed)
+    for i in range(args.num_samples):
+        new = generate(model, prompt, args.max_new_tokens, args.temperature, args.top_p, eos, generator,
+                       vocab_limit=limit)
+        stopped = ", stopped at " + END_OF_TEXT if len(new) < args.max_new_tokens else ""
+        print(f"--- sample {i + 1} ({len(new)} new tokens{stopped})", args.prompt + tokenizer.decode(new), sep="\n",
+              flush=True)
     return 0
 
 

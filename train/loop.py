@@ -19,6 +19,7 @@ import collections
 import contextlib
 import enum
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -29,23 +30,25 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from util.atomic import write_json_atomic
+from util.cli import RunFailed
 from util.runinfo import run_metadata
 
-from .checkpoint import save_checkpoint
+from .checkpoint import save_checkpoint, unwrap_model
 from .config import VAL_SEED_OFFSET, TrainConfig
 from .data import ShardedBatchSampler, TokenData
 from .distributed import (DistInfo, any_rank, barrier, env_dist_info, init_distributed, mean_across_ranks,
                           rank_device, shutdown_distributed)
 from .functional import clip_grad_norm, global_grad_norm
+from .health import HealthMonitor
 from .interrupt import StopRequest
-from .metrics import MetricsLog, plot_loss_curves, read_metrics
+from .metrics import MetricsLog, check_logger, plot_loss_curves, read_metrics
 from .run_folder import RunFolder
 from .schedule import lr_at_progress
-from .setup import (RunState, autocast_context, build_model_and_optimizer, load_datasets, prepare_run_dir,
-                    resume_from_checkpoint)
+from .setup import (RunState, autocast_context, build_model_and_optimizer, check_run_dir, load_datasets,
+                    resume_from_checkpoint, start_run_dir, write_run_config)
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(RuntimeError, RunFailed):
     """The loss or gradient norm became NaN/inf; the last good checkpoint is kept."""
 
 
@@ -84,7 +87,11 @@ def run_training(cfg: TrainConfig, hooks: Iterable[Callable[[dict], None]] = ())
     owns_group = info.enabled and not torch.distributed.is_initialized()
     init_distributed(info, device)
     try:
-        return Trainer(cfg, info, device, list(hooks)).run()
+        trainer = Trainer(cfg, info, device, list(hooks))
+        try:
+            return trainer.run()
+        finally:
+            trainer.close()
     finally:
         if owns_group:
             shutdown_distributed()
@@ -93,16 +100,28 @@ def run_training(cfg: TrainConfig, hooks: Iterable[Callable[[dict], None]] = ())
 class Trainer:
     def __init__(self, cfg: TrainConfig, info: DistInfo, device: torch.device, hooks: list):
         self.cfg, self.info, self.device, self.hooks = cfg, info, device, hooks
-        self.run_dir = prepare_run_dir(cfg, info)
+        # Every input is checked before anything is written: a bad start leaves no trace.
+        self.run_dir = check_run_dir(cfg)
+        check_logger(cfg.logger)
         self.folder = RunFolder(self.run_dir)
         self.train_data, self.val_data = load_datasets(cfg)
         self.model, self.optimizer = build_model_and_optimizer(cfg, device)
         self.sampler = ShardedBatchSampler(self.train_data, cfg.batch_size, cfg.model.context_length,
                                            seed=cfg.seed, rank=info.rank, world_size=info.world_size)
+        self.lock = start_run_dir(cfg, self.run_dir, info)  # this job's folder from here on
+        try:
+            self._start(cfg, info, device)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, cfg: TrainConfig, info: DistInfo, device: torch.device) -> None:
         self.state = RunState()
         if cfg.resume:
-            self.state, sampler_state = resume_from_checkpoint(self.run_dir, self.model, self.optimizer, cfg)
+            self.state, sampler_state = resume_from_checkpoint(self.run_dir, self.model, self.optimizer, cfg,
+                                                               info.world_size)
             self.sampler.load_state_dict(sampler_state)
+        write_run_config(cfg, self.run_dir, info)
         self.ddp: DistributedDataParallel | None = None  # set by _wrap when data-parallel
         self.loss_fn = self._wrap(LossModule(self.model, cfg.z_loss))
         self.autocast = autocast_context(cfg, device)
@@ -110,6 +129,8 @@ class Trainer:
         self.stop_reason: StopReason | None = None
         self.stop_detail = ""  # the signal's name, or the reason's
         self.last_val_step: int | None = None  # the step of the latest validation loss
+        self.health = HealthMonitor()  # only a healthy state is checkpointed
+        self.last_saved_step: int | None = None
         self.wall_started = time.perf_counter()
         self.wall_offset = self.state.train_seconds + self.state.eval_seconds  # wall time before a resume
         self.metrics = None
@@ -118,6 +139,11 @@ class Trainer:
                                       cfg.to_dict(), cfg.wandb_project, cfg.wandb_mode)
             self.metrics.log({"kind": "resume" if cfg.resume else "run", "step": self.state.step,
                               "config": cfg.to_dict(), "metadata": run_metadata()})
+
+    def close(self) -> None:
+        """Give the run folder back (release its lock)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def _wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         if self.info.enabled:
@@ -150,6 +176,7 @@ class Trainer:
                     state.step += 1
                     state.tokens += self.tokens_per_step
                     self._check_finite(loss, grad_norm)
+                    self.health.observe(state.step, loss, grad_norm)
                     interval_start = self._after_step(loss, grad_norm, lr, interval_start, bar)
         finally:
             if bar is not None:
@@ -210,7 +237,8 @@ class Trainer:
         if math.isfinite(loss) and math.isfinite(grad_norm):
             return
         checkpoint = self.folder.checkpoint
-        kept = f"the last good checkpoint is {checkpoint}" if checkpoint.exists() else "no checkpoint was written yet"
+        kept = (f"the last good checkpoint is {checkpoint} (step {self.last_saved_step})" if self.last_saved_step is not None
+                else f"the last good checkpoint is {checkpoint}" if checkpoint.exists() else "no checkpoint was written yet")
         message = (f"loss became non-finite at step {self.state.step} (loss={loss}, grad_norm={grad_norm}); "
                    f"stopping. {kept}. Lower --max_lr, raise --warmup_fraction or set --grad_clip.")
         if self.info.is_main:
@@ -275,10 +303,21 @@ class Trainer:
         return val_loss
 
     def _save(self) -> None:
+        """Checkpoint the run, unless it showed signs of diverging since the last checkpoint (the
+        same decision on every rank: the losses and norms are already reduced across ranks)."""
+        unhealthy = self.health.check(unwrap_model(self.model))
+        if unhealthy:
+            message = f"checkpoint at step {self.state.step} skipped, the previous one is kept: {unhealthy}"
+            if self.metrics is not None:
+                self.metrics.log({"kind": "warning", "step": self.state.step, "message": message})
+            if self.info.is_main:
+                print(f"warning: {message}", file=sys.stderr)
+            return
         if self.info.is_main:
             save_checkpoint(self.model, self.optimizer, self.state.step, self.folder.checkpoint,
                             train_config=self.cfg.to_dict(), run_state=self.state.to_dict(),
-                            sampler=self.sampler.state_dict())
+                            sampler=self.sampler.state_dict(), world_size=self.info.world_size)
+        self.last_saved_step = self.state.step
         barrier(self.info)
 
     # --------------------------------------------------------------------------------- the end

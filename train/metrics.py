@@ -3,7 +3,8 @@
 ``metrics.jsonl`` holds one JSON object per line: ``{"kind": "train", "step", "tokens",
 "elapsed_s" (training time), "wall_s" (since start, incl. evaluation), "lr", "train_loss",
 "grad_norm", "tokens_per_s"}`` and ``{"kind": "val", "step", "tokens", "elapsed_s", "wall_s",
-"val_loss"}``, after a ``{"kind": "run" | "resume", "step", "config", "metadata"}`` header
+"val_loss"}``, ``{"kind": "warning", "step", "message"}`` (e.g. a checkpoint skipped because the
+run showed signs of diverging), after a ``{"kind": "run" | "resume", "step", "config", "metadata"}`` header
 written when the run starts or resumes. On resume the lines after the checkpoint's step are dropped, so a resumed run's
 file reads exactly like an uninterrupted one's.
 """
@@ -16,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from util.cli import UserError
 from util.plotting import pyplot, save_figure
 
 from .run_folder import RunFolder
@@ -88,9 +90,22 @@ def make_external_logger(kind: str, run_dir: Path, config: dict, project: str, m
     raise ValueError(f"unknown logger {kind!r}; choose none, tensorboard or wandb")
 
 
+class LoggerUnavailable(RuntimeError, UserError):
+    """A metrics logger whose package is not installed."""
+
+
+LOGGER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}  # --logger -> the package it needs
+
+
+def check_logger(kind: str) -> None:
+    """Refuse a logger that cannot run here before the run starts (nothing written yet)."""
+    if kind in LOGGER_PACKAGES:
+        require_package(LOGGER_PACKAGES[kind], LOGGER_PACKAGES[kind], kind)
+
+
 def require_package(module: str, pip_name: str, option: str) -> None:
     if importlib.util.find_spec(module) is None:
-        raise RuntimeError(
+        raise LoggerUnavailable(
             f"logger={option!r} needs the {pip_name} package, which is not installed: "
             f"`pip install {pip_name}`, or use --logger=none (metrics.jsonl is always written)"
         )

@@ -12,9 +12,9 @@ import json
 import os
 import sys
 
-from util.cli import ConfigError, add_dataclass_arguments, apply_overrides, overrides_from_namespace, parse_overrides
+from util.cli import ConfigError, cli_main, add_dataclass_arguments, apply_overrides, overrides_from_namespace, parse_overrides
 from .config import TrainConfig
-from .loop import NonFiniteLossError, run_training
+from .loop import run_training
 from .presets import PRESETS, get_preset
 
 
@@ -48,19 +48,13 @@ def config_from_args(argv: list[str]) -> tuple[TrainConfig, argparse.Namespace]:
         parser.error(str(e))
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     cfg, args = config_from_args(sys.argv[1:] if argv is None else argv)
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
-    try:
-        summary = run_training(cfg)
-    except NonFiniteLossError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    summary = run_training(cfg)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 reports
     if summary["status"] == "interrupted":

@@ -40,6 +40,28 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete what writes cut short by a crash or a kill left in ``folder``: temporaries named by
+    ``atomic_path`` (``.NAME.tmpPID``) whose process no longer runs. Returns what was removed."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp*"):
+        pid = path.name.rpartition(".tmp")[2]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            _remove(path)
+            removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's process
+        return True
+    return True
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
+import sys
 import types
 import typing
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 FIELD_DEST = "field:"
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
@@ -29,6 +31,44 @@ _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 class ConfigError(ValueError):
     """An override that names no field or whose value does not fit the field's type."""
+
+
+class UserError(Exception):
+    """A problem with what the user gave (a file, a folder, a flag, a checkpoint), and its fix:
+    a command shows it as one line and exits 2. ``OSError`` and ``ValueError`` count as such too."""
+
+
+class RunFailed(Exception):
+    """A run that started and failed (it diverged): one line, exit 1, its checkpoint kept."""
+
+
+class Interrupted(Exception):
+    """A run stopped on a signal, resumably; the message says how to continue: exit 130."""
+
+
+def cli_main(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """Wrap a command's ``main(argv) -> exit code``: user errors print one ``error:`` line and
+    exit 2, a failed run exits 1, Ctrl-C and interrupted runs exit 130; never a traceback for
+    these (any other exception is a bug, and keeps its traceback)."""
+
+    @functools.wraps(main)
+    def run(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except Interrupted as e:
+            print(f"\n{e}", file=sys.stderr)
+            return 130
+        except KeyboardInterrupt:
+            print("\ninterrupted: no partial output was written", file=sys.stderr)
+            return 130
+        except RunFailed as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except (OSError, ValueError, UserError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def flatten_fields(config: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:

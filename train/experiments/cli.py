@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from model import ModelConfig
-from util.cli import add_dataclass_arguments, apply_overrides, overrides_from_namespace
+from util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
 from train.config import TrainConfig
 from train.leaderboard.data import DataSettings, padded_vocab_size, prepare_data
 from train.reporting import parse_duration
@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -19,6 +19,7 @@ from pathlib import Path
 from train.reporting import fmt, format_duration, markdown_table
 from train.run_folder import RunFolder
 from util.atomic import write_text_atomic
+from util.cli import cli_main
 
 def run_files(folder: RunFolder) -> list[Path]:
     """The small artefacts of a leaderboard run folder (never its checkpoint or token files)."""
@@ -122,6 +123,7 @@ def render(results_dir: Path, page: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.experiments.results", description=__doc__.split("\n\n")[0])
     parser.add_argument("--collect", nargs="*", type=Path, default=[], help="run or sweep folders to copy in first")

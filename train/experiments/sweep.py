@@ -32,6 +32,7 @@ from train.run_folder import RunFolder
 from util.runinfo import run_metadata
 from train.reporting import markdown_table, plot_overlay, val_curve
 from util.atomic import write_json_atomic, write_text_atomic
+from util.cli import Interrupted
 
 RESULT_FILE = "result.json"
 STATUSES = ("completed", "diverged", "crashed")
@@ -127,10 +128,10 @@ def execute_run(sweep: Sweep, spec: RunSpec, resume: bool, trainer: Trainer) -> 
                                            "overwrite": not resume})
         summary = trainer(cfg)
         if summary.get("status") == "interrupted":
-            raise KeyboardInterrupt(f"{spec.label} was interrupted; run the sweep again to resume it")
+            raise Interrupted(f"{spec.label} was interrupted; run the sweep again to resume it")
     except NonFiniteLossError as e:
         status, note = "diverged", str(e).split(";")[0]
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, Interrupted, SystemExit):
         raise
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, the sweep goes on
         status, note = "crashed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"

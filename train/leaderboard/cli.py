@@ -25,13 +25,13 @@ import time
 from pathlib import Path
 
 from train.config import TrainConfig
-from train.loop import NonFiniteLossError
 from train.presets import get_preset
 from train.reporting import format_duration, parse_duration
-from util.cli import add_dataclass_arguments, apply_overrides, check_known_key, flatten_fields, overrides_from_namespace
+from util.cli import (add_dataclass_arguments, apply_overrides, check_known_key, cli_main, flatten_fields,
+                      overrides_from_namespace)
 
 from .options import PRESET_CHOICES, Job, LeaderboardConfig, recipe_options, resolve_preset_name
-from .pipeline import TrainingInterrupted, run_leaderboard
+from .pipeline import run_leaderboard
 from .report import describe_plan
 
 
@@ -103,22 +103,13 @@ def resolve_job(argv: list[str] | None = None) -> Job:
     return Job(preset, options, train, args.train_data, args.val_data, args.tokenizer, out_dir, flags)
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
-    try:
-        job = resolve_job(argv)
-        if job.flags.get("dry_run"):
-            print(describe_plan(job))
-            return 0
-        report = run_leaderboard(job)
-    except TrainingInterrupted as e:
-        print(f"\n{e}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:  # during data preparation or the final evaluation
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except (NonFiniteLossError, ValueError, RuntimeError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)  # bad options, missing data, divergence: no traceback
-        return 1
+    job = resolve_job(argv)
+    if job.flags.get("dry_run"):
+        print(describe_plan(job))
+        return 0
+    report = run_leaderboard(job)
     print(f"\nfinal val loss {report['final_val_loss']:.4f} nats/token (unigram entropy of the val set "
           f"{report['val_unigram_entropy']:.4f}); {report['tokens_seen']:,} tokens in "
           f"{format_duration(report['training_seconds'])} ({report['tokens_per_second']:,.0f} tokens/s); "

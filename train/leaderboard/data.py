@@ -103,6 +103,8 @@ def resolve_texts(train_spec: str | None, val_spec: str | None, settings: DataSe
             return train, _resolve_one(val_spec, settings.val_bytes), train_source, _describe(val_spec, settings.val_bytes)
         val_source = f"generated stories (seed {settings.story_seed + VAL_SEED_OFFSET}, {settings.story_val_bytes:,} bytes)"
         return train, val, train_source, val_source
+    train_name = SHARED_CORPORA[train_spec][0] if train_spec in SHARED_CORPORA else train_spec
+    train = _resolve_one(train_name, settings.train_bytes)  # a missing training file is the first thing to say
     if val_spec is None:
         if train_spec in SHARED_CORPORA:
             val_spec = SHARED_CORPORA[train_spec][1]
@@ -111,8 +113,6 @@ def resolve_texts(train_spec: str | None, val_spec: str | None, settings: DataSe
                 f"--train-data {train_spec} needs a validation set: pass --val-data PATH "
                 f"(or use a shared corpus name: {', '.join(SHARED_CORPORA)})"
             )
-    train_name = SHARED_CORPORA[train_spec][0] if train_spec in SHARED_CORPORA else train_spec
-    train = _resolve_one(train_name, settings.train_bytes)
     val = _resolve_one(val_spec, settings.val_bytes)
     return train, val, _describe(train_name, settings.train_bytes), _describe(val_spec, settings.val_bytes)
 
@@ -166,8 +166,14 @@ def prepare_tokenizer(train_text: Path, settings: DataSettings) -> Path:
     sample = head_of_file(train_text, settings.tokenizer_train_bytes)
     print(f"tokenizer: training BPE (vocab {settings.vocab_size}) on {sample.stat().st_size / 1e6:.1f} MB of {train_text.name}")
     vocab, merges = train_bpe(str(sample), settings.vocab_size, SPECIAL_TOKENS, progress=True)
-    with atomic_path(folder) as tmp:
-        Tokenizer(vocab, merges, SPECIAL_TOKENS).save(tmp)
+    try:
+        with atomic_path(folder) as tmp:
+            Tokenizer(vocab, merges, SPECIAL_TOKENS).save(tmp)
+    except OSError:
+        if not (folder / "vocab.json").exists():
+            raise
+        # Another job sharing the cache trained the same tokenizer (same text, same settings) and
+        # renamed it into place first: a folder cannot be renamed over a full one; use theirs.
     return folder
 
 

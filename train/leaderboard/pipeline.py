@@ -18,7 +18,7 @@ from train.loop import run_training
 from train.metrics import read_metrics
 from train.reporting import format_duration
 from train.run_folder import RunFolder, load_model
-from util.cli import apply_overrides
+from util.cli import Interrupted, apply_overrides
 
 from .data import DataSettings, PreparedData, padded_vocab_size, prepare_data
 from .evaluate import evaluate_full
@@ -28,7 +28,7 @@ from .samples import draw_samples, run_tokenizer, sample_prompts
 from .stories import unigram_entropy
 
 
-class TrainingInterrupted(RuntimeError):
+class TrainingInterrupted(RuntimeError, Interrupted):
     """Training stopped on a signal; its checkpoint is kept and the job can be resumed."""
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from model import TransformerLM
-from train.generate import eos_id_of, generate
+from train.generate import eos_id_of, generate, tokenizer_vocab_size
 from train.run_folder import ByteTokenizer, RunFolder, load_tokenizer
 
 from .data import PreparedData
@@ -36,15 +36,18 @@ def run_tokenizer(data: PreparedData, out_dir: Path):
 
 def draw_samples(model: TransformerLM, tokenizer, prompts: list[str], options: LeaderboardConfig,
                  device: torch.device) -> list[dict]:
-    """Continuations of ``prompts`` (an empty prompt starts a new document) by nucleus sampling."""
+    """Continuations of ``prompts`` (an empty prompt starts a new document) by nucleus sampling;
+    only ids the tokenizer has are drawn (the model's vocabulary is padded past it)."""
     if tokenizer is None:
         return []
     eos = eos_id_of(tokenizer)
+    limit = min(tokenizer_vocab_size(tokenizer), model.config.vocab_size)
     generator = torch.Generator(device=device).manual_seed(0)
     samples = []
     for prompt in prompts:
         ids = tokenizer.encode(prompt) if prompt else [eos if eos is not None else tokenizer.encode("\n")[0]]
-        new = generate(model, ids, options.sample_tokens, options.temperature, options.top_p, eos, generator)
+        new = generate(model, ids, options.sample_tokens, options.temperature, options.top_p, eos, generator,
+                       vocab_limit=limit)
         samples.append({"prompt": prompt, "text": (prompt + tokenizer.decode(new)).strip(), "new_tokens": len(new),
                         "temperature": options.temperature, "top_p": options.top_p})
     return samples

@@ -24,6 +24,7 @@ import math
 import os
 import random
 import re
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import numpy as np
 
 from tokenizer import END_OF_TEXT
 from util.atomic import write_text_atomic
+from util.cli import cli_main
 
 
 GENERATOR_VERSION = 2  # bump when the text for a seed changes (cached corpora are keyed by it)
@@ -435,7 +437,8 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * scale)
 
 
-def main(argv: list[str] | None = None) -> None:
+@cli_main
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.leaderboard.stories", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="file to write")
     parser.add_argument("--size", type=parse_size, default=parse_size("5MB"), help="bytes, e.g. 5MB")
@@ -452,7 +455,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {path}: {stats.bytes / 1e6:.2f} MB, {stats.documents} stories in {seconds:.1f} s "
           f"({stats.bytes / 1e6 / seconds:.1f} MB/s); {stats.distinct_words} distinct words, "
           f"{stats.distinct_sentences} distinct sentences, word entropy {stats.word_entropy_nats:.2f} nats")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

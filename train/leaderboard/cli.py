@@ -41,12 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Examples:\n  python -m train.leaderboard\n"
                "  python -m train.leaderboard --train-data gutenberg --budget 5m\n"
-               "  python -m train.leaderboard --preset h100 --train-data owt_train.txt --val-data owt_valid.txt\n"
+               "  python -m train.leaderboard --preset h100 --train-data owt      # downloaded on first use\n"
+               "  python -m train.leaderboard --train-data my_train.txt --val-data my_valid.txt\n"
                "  python -m train.leaderboard --budget 2m --model.d_model=128 --max_lr=3e-3",
     )
     parser.add_argument("--train-data", default=None,
-                        help="training text (.txt), a token file, or a shared corpus name (gutenberg, imdb, "
-                             "gutenberg_train, ...); default: generated stories")
+                        help="training text (.txt), a token file, a shared corpus name (gutenberg, imdb, "
+                             "gutenberg_train, ...), or a dataset downloaded on first use (tinystories, owt); "
+                             "default: generated stories")
     parser.add_argument("--val-data", default=None,
                         help="validation text or token file (default: the matching shared split, or stories)")
     parser.add_argument("--tokenizer", default=None, help="use this tokenizer folder instead of training one")

@@ -2,7 +2,8 @@
 
 A data argument is one of: nothing or ``stories`` (the generated corpus of ``train.leaderboard.stories``),
 a shared corpus name (``gutenberg``, ``imdb``, or a file name such as ``gutenberg_train``), a
-text file, or a token file (``python -m tokenizer.encode``). Text is turned into tokens with a
+dataset downloaded on first use (``tinystories``, ``owt``; see ``util.downloads``), a text file,
+or a token file (``python -m tokenizer.encode``). Text is turned into tokens with a
 tokenizer trained on the training text; both the tokenizer and the token files are cached under
 ``~/.cache/tritonlm/leaderboard`` keyed by the SHA-256 of the text and the tokenizer settings,
 so a second run with the same data starts training at once. Every cache entry is written
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from util.atomic import atomic_path, write_bytes_atomic
 from util.corpora import SharedDataMissing, cache_dir, shared_corpus
+from util.downloads import DATASETS, dataset_text
 from tokenizer.tokenfile import MAGIC, TokenFileError, read_token_header
 from tokenizer import END_OF_TEXT
 from train.config import VAL_SEED_OFFSET
@@ -25,7 +27,9 @@ from train.leaderboard.stories import GENERATOR_VERSION, write_corpus
 
 SPECIAL_TOKENS = [END_OF_TEXT]
 # short name -> (training split, validation split) of the shared corpora
-SHARED_CORPORA = {"gutenberg": ("gutenberg_train", "gutenberg_valid"), "imdb": ("imdb_train", "imdb_test")}
+SHARED_CORPORA = {"gutenberg": ("gutenberg_train", "gutenberg_valid"), "imdb": ("imdb_train", "imdb_test"),
+                  # downloaded from the Hugging Face hub into the cache (util.downloads), for users online
+                  "tinystories": ("tinystories:train", "tinystories:valid"), "owt": ("owt:train", "owt:valid")}
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ def _story_texts(settings: DataSettings) -> tuple[Path, Path]:
 
 def _resolve_one(spec: str, max_bytes: int) -> Path:
     """A path (text or token file) or a shared corpus name -> an existing file."""
+    if ":" in spec and spec.split(":", 1)[0] in DATASETS:  # a dataset to download, e.g. "owt:valid"
+        return head_of_file(dataset_text(*spec.split(":", 1)), max_bytes)
     path = Path(spec).expanduser()
     if path.is_file():
         return path if is_token_file(path) else head_of_file(path, max_bytes)

@@ -112,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         print(describe_plan(job))
         return 0
     report = run_leaderboard(job)
-    print(f"\nfinal val loss {report['final_val_loss']:.4f} nats/token (unigram entropy of the val set "
-          f"{report['val_unigram_entropy']:.4f}); {report['tokens_seen']:,} tokens in "
+    floor = report.get("val_entropy_floor")
+    print(f"\nfinal val loss {report['final_val_loss']:.4f} nats/token ("
+          + (f"entropy floor {floor:.4f}, " if floor is not None else "")
+          + f"unigram entropy of the val set {report['val_unigram_entropy']:.4f}); {report['tokens_seen']:,} tokens in "
           f"{format_duration(report['training_seconds'])} ({report['tokens_per_second']:,.0f} tokens/s); "
           f"report: {job.out_dir / 'report.md'}")
     return 0 if math.isfinite(report["final_val_loss"]) else 1

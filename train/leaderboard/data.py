@@ -23,7 +23,7 @@ from util.downloads import DATASETS, dataset_text
 from tokenizer.tokenfile import MAGIC, TokenFileError, read_token_header
 from tokenizer import END_OF_TEXT
 from train.config import VAL_SEED_OFFSET
-from train.leaderboard.stories import GENERATOR_VERSION, write_corpus
+from train.leaderboard.stories import GENERATOR_VERSION, corpus_floor, logprob_path, write_corpus
 
 SPECIAL_TOKENS = [END_OF_TEXT]
 # short name -> (training split, validation split) of the shared corpora
@@ -57,6 +57,7 @@ class PreparedData:
     val_source: str
     train_text_bytes: int | None
     val_text_bytes: int | None
+    val_entropy_floor: float | None = None  # nats/token of the best possible model (generated stories)
 
     def to_dict(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
@@ -131,10 +132,10 @@ def _story_texts(settings: DataSettings) -> tuple[Path, Path]:
     version = f"v{GENERATOR_VERSION}"
     train = folder / f"stories-{version}-seed{seed}-{settings.story_train_bytes}.txt"
     val = folder / f"stories-{version}-seed{seed + VAL_SEED_OFFSET}-{settings.story_val_bytes}.txt"
-    if not train.exists():
-        write_corpus(train, settings.story_train_bytes, seed)
-    if not val.exists():
-        write_corpus(val, settings.story_val_bytes, seed + VAL_SEED_OFFSET)
+    for path, size, path_seed in ((train, settings.story_train_bytes, seed),
+                                  (val, settings.story_val_bytes, seed + VAL_SEED_OFFSET)):
+        if not (path.exists() and logprob_path(path).exists()):  # the text and its log-probability
+            write_corpus(path, size, path_seed)
     return train, val
 
 
@@ -218,8 +219,9 @@ def prepare_data(train_spec: str | None, val_spec: str | None, settings: DataSet
     folder = Path(tokenizer_dir) if tokenizer_dir else prepare_tokenizer(train_text, settings)
     train_tokens, val_tokens = prepare_tokens(train_text, folder), prepare_tokens(val_text, folder)
     vocab_size = max(read_token_header(train_tokens).vocab_size, read_token_header(val_tokens).vocab_size)
+    floor = corpus_floor(val_text, read_token_header(val_tokens).num_tokens)
     return PreparedData(train_tokens, val_tokens, folder, vocab_size, train_source, val_source,
-                        train_text.stat().st_size, val_text.stat().st_size)
+                        train_text.stat().st_size, val_text.stat().st_size, floor)
 
 
 def padded_vocab_size(vocab_size: int, multiple: int = 64) -> int:

@@ -83,6 +83,10 @@ def build_report(job, train, data, summary: dict, final: dict, entropy: float, s
         "final_val_loss": final["val_loss"],
         "val_unigram_entropy": entropy,
         "val_loss_below_unigram_entropy": entropy - final["val_loss"],
+        # the loss of the best possible model (the generated corpus's entropy rate), when known
+        "val_entropy_floor": data.val_entropy_floor,
+        "val_loss_above_floor": (final["val_loss"] - data.val_entropy_floor
+                                 if data.val_entropy_floor is not None else None),
         "val_tokens": final["val_tokens"],
         "last_periodic_val_loss": summary.get("final_val_loss"),
         "final_train_loss": summary.get("final_train_loss"),
@@ -111,6 +115,8 @@ def render_report(report: dict) -> str:
     headline = [
         {"what": "final validation loss (whole val set, nats/token)", "value": report["final_val_loss"]},
         {"what": "unigram entropy of the val set (nats/token)", "value": report["val_unigram_entropy"]},
+        {"what": "entropy floor: the best possible model's loss (nats/token)",
+         "value": report.get("val_entropy_floor") if report.get("val_entropy_floor") is not None else "— (not a generated corpus)"},
         {"what": "validation tokens evaluated", "value": report["val_tokens"]},
         {"what": "tokens seen in training", "value": report["tokens_seen"]},
         {"what": "optimizer steps", "value": report["steps"]},
@@ -128,7 +134,9 @@ def render_report(report: dict) -> str:
         f"# Leaderboard run ({report['preset']} preset)", "",
         f"Status: **{report['status']}**. Final validation loss **{report['final_val_loss']:.4f}** vs unigram "
         f"entropy {report['val_unigram_entropy']:.4f} of the same tokens "
-        f"({report['val_loss_below_unigram_entropy']:+.3f} nats below).", "",
+        f"({report['val_loss_below_unigram_entropy']:+.3f} nats below)"
+        + (f"; the corpus's entropy floor is {report['val_entropy_floor']:.4f}, {report['val_loss_above_floor']:.3f} "
+           "nats below the model's loss." if report.get("val_entropy_floor") is not None else "."), "",
         markdown_table(headline, ["what", "value"]), "",
         "![validation loss against minutes](val_loss_vs_minutes.png)", "",
         "## Options of the recipe", "", markdown_table(improvements, ["flag", "value", "what"]), "",
@@ -163,5 +171,7 @@ def write_run_report(run_dir: str | os.PathLike, report: dict, metrics: Sequence
     plot_val_loss_vs_minutes(
         [*metrics], folder.val_curve_plot,
         f"{report['preset']} preset: final val loss {report['final_val_loss']:.3f} (whole val set)",
-        {"unigram entropy of val set": report["val_unigram_entropy"], "final val loss (whole set)": final[0]["val_loss"]},
+        {"unigram entropy of val set": report["val_unigram_entropy"], "final val loss (whole set)": final[0]["val_loss"],
+         **({"entropy floor (best possible model)": report["val_entropy_floor"]}
+            if report.get("val_entropy_floor") is not None else {})},
     )

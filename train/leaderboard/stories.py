@@ -39,7 +39,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from tokenizer import END_OF_TEXT
-from util.atomic import write_json_atomic, write_text_atomic
+from util.atomic import atomic_path, write_json_atomic
 from util.cli import cli_main
 
 from .grammar import write_document
@@ -62,23 +62,27 @@ def iter_stories(seed: int = 0) -> Iterator[tuple[str, float]]:
         yield write_document(write_story, rng)
 
 
-def generate_corpus_with_logprob(num_bytes: int, seed: int = 0) -> tuple[str, float, int]:
-    """Stories for ``seed`` until the text holds at least ``num_bytes`` UTF-8 bytes, with the
-    negative log-probability (nats) of all of them and their number.
-
-    Documents are separated by a line ``<|endoftext|>`` (as in the shared corpora); the
-    separators are certain (a story ends where its grammar ends), so they add nothing.
-    """
+def corpus_documents(num_bytes: int, seed: int = 0) -> Iterator[tuple[str, float]]:
+    """(document text with its separator, log-probability) for ``seed`` until the documents hold
+    at least ``num_bytes`` UTF-8 bytes: a stream, so a corpus of any size is written in bounded
+    memory. Documents end with a line ``<|endoftext|>`` (as in the shared corpora); the
+    separators are certain (a story ends where its grammar ends), so they add nothing to -log p."""
     if num_bytes <= 0:
         raise ValueError(f"num_bytes must be positive, got {num_bytes}")
-    parts, size, nll = [], 0, 0.0
+    size = 0
     for story, logp in iter_stories(seed):
-        parts.append(story)
-        nll -= logp
-        size += len(story.encode("utf-8")) + len(DOC_SEPARATOR)
+        document = story + DOC_SEPARATOR
+        yield document, logp
+        size += len(document.encode("utf-8"))
         if size >= num_bytes:
-            break
-    return DOC_SEPARATOR.join(parts) + DOC_SEPARATOR, nll, len(parts)
+            return
+
+
+def generate_corpus_with_logprob(num_bytes: int, seed: int = 0) -> tuple[str, float, int]:
+    """The text of ``corpus_documents``, its negative log-probability (nats) and its number of
+    documents."""
+    documents = list(corpus_documents(num_bytes, seed))
+    return "".join(d for d, _ in documents), -sum(lp for _, lp in documents), len(documents)
 
 
 def generate_corpus(num_bytes: int, seed: int = 0) -> str:
@@ -95,10 +99,14 @@ def logprob_path(corpus: str | os.PathLike) -> Path:
 def write_corpus(path: str | os.PathLike, num_bytes: int, seed: int = 0) -> Path:
     """Write ``generate_corpus(num_bytes, seed)`` to ``path`` atomically, and its exact negative
     log-probability beside it (``logprob_path``); returns the path of the text."""
-    text, nll, documents = generate_corpus_with_logprob(num_bytes, seed)
-    write_json_atomic(logprob_path(path), {"nll_nats": nll, "documents": documents, "seed": seed,
-                                           "bytes": len(text.encode("utf-8")), "generator_version": GENERATOR_VERSION})
-    return write_text_atomic(path, text)
+    nll, documents, size = 0.0, 0, 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for document, logp in corpus_documents(num_bytes, seed):
+            out.write(document)
+            nll, documents, size = nll - logp, documents + 1, size + len(document.encode("utf-8"))
+    write_json_atomic(logprob_path(path), {"nll_nats": nll, "documents": documents, "seed": seed, "bytes": size,
+                                           "generator_version": GENERATOR_VERSION})
+    return Path(path)
 
 
 def corpus_floor(corpus: str | os.PathLike, num_tokens: int) -> float | None:

@@ -12,62 +12,25 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tokenizer import END_OF_TEXT
+from util.process_memory import rss_kb, run_sampling_memory
 
 REPO = Path(__file__).resolve().parent.parent
 EOT = END_OF_TEXT
 
 
-def _rss_kb(pid: int, field: str = "VmRSS") -> int:
-    """Resident set size (or, with field="VmHWM", its peak since exec) of a process, in kB."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _tree(root: int) -> list[int]:
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    found, frontier = [root], [root]
-    while frontier:
-        frontier = [p for p, pp in parents.items() if pp in frontier]
-        found += frontier
-    return found
-
-
 def run_job(job: str, *args, env: dict | None = None) -> dict:
     """Run a job in a fresh process; its JSON result plus the sampled peak RSS of its tree (MB)."""
     cmd = [sys.executable, "-m", "bench.tokenizer_benchlib", job, *map(str, args)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, **(env or {})})
-    peak, tick, pids = 0, 0, [proc.pid]
-    while proc.poll() is None:
-        if tick % 10 == 0:  # re-walking /proc is the costly part: do it every 0.25 s
-            pids = _tree(proc.pid)
-        peak = max(peak, sum(_rss_kb(p) for p in pids))
-        tick += 1
-        time.sleep(0.025)
-    out = proc.stdout.read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{job} failed ({proc.returncode}): {out[-2000:]}")
-    result = json.loads(out.strip().splitlines()[-1])
-    result["peak_tree_rss_mb"] = round(peak / 1024, 1)
+    run = run_sampling_memory(cmd, cwd=REPO, env=env)
+    if run.returncode != 0:
+        raise RuntimeError(f"{job} failed ({run.returncode}): {run.stdout[-2000:]}")
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result["peak_tree_rss_mb"] = run.peak_tree_rss_mb
     return result
 
 
@@ -118,13 +81,13 @@ def job_stream_encode(path: str) -> dict:
     from util.corpora import fixture_path
 
     tok = Tokenizer.from_files(fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt"), [EOT])
-    baseline = _rss_kb(os.getpid())
+    baseline = rss_kb(os.getpid())
     n, start = 0, time.perf_counter()
     with open(path, encoding="utf-8") as f:
         for n, _ in enumerate(tok.encode_iterable(f), 1):
             pass
     seconds = time.perf_counter() - start
-    peak = _rss_kb(os.getpid(), "VmHWM")
+    peak = rss_kb(os.getpid(), "VmHWM")
     return {"seconds": seconds, "tokens": n, "baseline_rss_mb": baseline / 1024,
             "peak_rss_mb": peak / 1024, "extra_rss_mb": (peak - baseline) / 1024}
 

@@ -69,6 +69,28 @@ def test_shared_corpus_prefix_cuts_at_a_line(tmp_path, monkeypatch):
         shared_corpus("absent")
 
 
+def test_shared_corpora_joined_in_order(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    (shared / "data").mkdir(parents=True)
+    import lzma
+
+    first = "".join(f"book {i}: naïve café\n" for i in range(3000)) + "<|endoftext|>"  # no final newline
+    second = "".join(f"review {i}\n" for i in range(2000))
+    with lzma.open(shared / "data" / "books.txt.xz", "wt", encoding="utf-8") as f:
+        f.write(first)
+    (shared / "data" / "reviews.txt").write_text(second, encoding="utf-8")
+    monkeypatch.setenv("TRITONLM_SHARED", str(shared))
+    monkeypatch.setenv("TRITONLM_CACHE", str(tmp_path / "cache"))
+    joined = shared_corpus("books+reviews").read_text(encoding="utf-8")
+    assert joined == first + "\n" + second
+    cut = len(first.encode()) + 500
+    prefix = shared_corpus("books+reviews", max_bytes=cut).read_bytes()
+    assert cut - 20 < len(prefix) <= cut and prefix.endswith(b"\n")
+    assert joined.encode().startswith(prefix)
+    with pytest.raises(SharedDataMissing, match="absent"):
+        shared_corpus("books+absent")
+
+
 def test_backend_resolution():
     assert resolve_backend("auto", "cpu") == "torch"
     assert resolve_backend("torch", "cpu") == "torch"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -197,6 +198,18 @@ def test_cli_trains_and_reports(tmp_path, fixture_file):
     for name in ("vocab.json", "merges.txt", "special_tokens.json", "train_summary.json"):
         assert (out / name).is_file()
     assert "bytes/token" in result.stdout and "peak RSS" in result.stdout and "longest tokens" in result.stdout
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="the trainer reads its own peak from /proc")
+def test_cli_reports_its_own_peak_memory_not_its_launchers(tmp_path):
+    text = tmp_path / "in.txt"
+    text.write_text(random_corpus(3, 3000), encoding="utf-8")
+    ballast = b"x" * 500_000_000  # the launcher is resident with 500 MB when it starts the trainer
+    result = run_cli(text, "--vocab-size", 300, "--out", tmp_path / "tok", "--workers", 1, "--quiet")
+    del ballast
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "tok" / "train_summary.json").read_text())
+    assert 5 < summary["peak_rss"]["main_mb"] < 300, summary["peak_rss"]
 
 
 @pytest.mark.parametrize("case", ["missing", "directory", "non_utf8", "small_vocab", "empty_special", "dup_special", "empty"])

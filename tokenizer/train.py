@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from tokenizer.chunks import DEFAULT_CHUNK_BYTES, default_workers, plan_chunks
 from tokenizer.inputs import read_chunk
 from util.cli import cli_main
+from util.process_memory import status_kb
 from tokenizer.merges import learn_merges
 from tokenizer.pretokenize import validate_special_tokens
 from tokenizer.tokenizer import Tokenizer
@@ -41,8 +43,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def peak_rss_mb() -> dict[str, float]:
-    """Peak resident memory of this process and of its largest finished worker (MB)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process and of its largest finished worker (MB).
+
+    This process's own peak is its high-water mark since exec (``VmHWM``) where Linux reports
+    one: ``ru_maxrss`` also counts the memory of whatever launched it (the launcher's resident
+    size carries over into the exec), so a trainer started from a large Python process would
+    report that process's size instead of its own.
+    """
+    (hwm_kb,) = status_kb(os.getpid(), ("VmHWM",))
+    own = hwm_kb / 1024 if hwm_kb else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"main_mb": round(own, 1), "largest_worker_mb": round(children, 1)}
 

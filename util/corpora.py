@@ -59,32 +59,46 @@ def _source_for(name: str) -> Path:
 def shared_corpus(name: str, max_bytes: int | None = None) -> Path:
     """Decompressed text of a shared corpus (e.g. ``"gutenberg_train"``), cached on disk.
 
-    With ``max_bytes`` the file holds only the first ``max_bytes`` bytes, cut back to the last
-    newline so no UTF-8 character or line is split. The cache is written atomically, so an
-    interrupted decompression never leaves a truncated file behind.
+    ``"gutenberg_train+imdb_train"`` names the corpora one after the other, in that order (a
+    newline is put between two parts when the first does not end with one). With ``max_bytes``
+    the file holds only the first ``max_bytes`` bytes, cut back to the last newline so no UTF-8
+    character or line is split. The cache is written atomically, so an interrupted
+    decompression never leaves a truncated file behind.
     """
-    source = _source_for(name)
+    sources = [_source_for(part) for part in name.split("+")]
     suffix = f".first{max_bytes}" if max_bytes is not None else ""
     target = cache_dir() / f"{name}{suffix}.txt"
     if target.is_file():
         return target
-    opener = lzma.open if source.suffix == ".xz" else open
     limit = max_bytes if max_bytes is not None else float("inf")
     with atomic_path(target) as tmp:
-        with opener(source, "rb") as src, open(tmp, "wb") as dst, tqdm(
-            desc=f"decompressing {name}", unit="B", unit_scale=True, leave=False
-        ) as bar:
-            written = 0
-            while written < limit:
-                block = src.read(int(min(1 << 22, limit - written)))
-                if not block:
-                    break
-                dst.write(block)
-                written += len(block)
-                bar.update(len(block))
+        with open(tmp, "wb") as dst, tqdm(desc=f"decompressing {name}", unit="B", unit_scale=True,
+                                          leave=False) as bar:
+            written, last = 0, b"\n"
+            for source in sources:
+                if last != b"\n" and written < limit:
+                    written += dst.write(b"\n")
+                written, last = _copy_text(source, dst, written, limit, bar)
         if max_bytes is not None:
             _truncate_to_last_newline(tmp)
     return target
+
+
+def _copy_text(source: Path, dst, written: int, limit: float, bar: tqdm) -> tuple[int, bytes]:
+    """Append ``source`` (decompressed if .xz) to ``dst`` until ``limit`` bytes are written in
+    all; the new total and the last byte written."""
+    opener = lzma.open if source.suffix == ".xz" else open
+    last = b""
+    with opener(source, "rb") as src:
+        while written < limit:
+            block = src.read(int(min(1 << 22, limit - written)))
+            if not block:
+                break
+            dst.write(block)
+            written += len(block)
+            last = block[-1:]
+            bar.update(len(block))
+    return written, last
 
 
 def _truncate_to_last_newline(path: Path) -> None:

@@ -10,6 +10,9 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
   FFN with d_ff = 4 d_model;
 - ``tokenizers``: bytes/token of several tokenizers on several corpora, throughput, and the
   time to encode 825 GB (the Pile) (see ``train.experiments.tokenizers``);
+- ``bpe-scale``: a 10k BPE on all of Gutenberg train and a 32k BPE on Gutenberg + IMDB train:
+  time, peak memory (``--profile``: and a profile), longest tokens, the two vocabularies compared
+  (see ``train.experiments.bpe_scale``);
 - ``unicode``, ``lr-toy`` and ``adamw-accounting``: the checks behind docs/writeup.md.
 
 Every run trains a small model for ``--budget`` of training time on ``--data`` (generated
@@ -124,7 +127,7 @@ def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainCo
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "unicode", "lr-toy", "adamw-accounting"])
+    parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "bpe-scale", "unicode", "lr-toy", "adamw-accounting"])
     parser.add_argument("--data", default=None, help="training data: stories (default), gutenberg, imdb, a text or token file")
     parser.add_argument("--val-data", default=None, help="validation data (default: the matching split)")
     parser.add_argument("--steps", type=int, default=150, help="optimizer steps per run (default 150)")
@@ -132,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training time per run instead of --steps (default for batch-size: 40s)")
     parser.add_argument("--values", default=None, help="comma-separated run values (learning rates, batch sizes, ablation names)")
     parser.add_argument("--out", default="runs/experiments", help="sweep folder (default runs/experiments)")
+    parser.add_argument("--profile", action="store_true", help="bpe-scale: also profile each case under cProfile")
     parser.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary for text data")
     parser.add_argument("--tokenizer-bytes", type=int, default=2_000_000, help="bytes the BPE trainer reads")
     parser.add_argument("--train-bytes", type=int, default=10_000_000,
@@ -149,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         from train.experiments.tokenizers import main as tokenizers_main
 
         return tokenizers_main(args.out)
+    if args.kind == "bpe-scale":
+        from train.experiments.bpe_scale import run as bpe_scale_run
+
+        bpe_scale_run(args.out, profile=args.profile)
+        return 0
     if args.kind in ("unicode", "lr-toy", "adamw-accounting"):
         from train.experiments.writeup_checks import main as checks_main
 

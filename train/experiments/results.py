@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -107,12 +108,21 @@ def sweep_section(results_dir: Path, rel: str) -> list[str]:
     return ["## Experiments", "", *parts] if parts else []
 
 
-def tokenizer_section(results_dir: Path, rel: str) -> list[str]:
-    path = results_dir / "tokenizers" / "tokenizers.md"
-    if not path.exists():
-        return []
-    text = path.read_text().replace("](tokenizers.png)", f"]({rel}/tokenizers/tokenizers.png)")
-    return [text.strip(), "", "`python -m train.experiments tokenizers --out runs/experiments`", ""]
+TABLE_SECTIONS = (  # (folder in docs/results, its table, the command that made it)
+    ("bpe-scale", "bpe_scale.md", "python -m train.experiments bpe-scale --profile --out runs/experiments"),
+    ("tokenizers", "tokenizers.md", "python -m train.experiments tokenizers --out runs/experiments"),
+)
+
+
+def table_sections(results_dir: Path, rel: str) -> list[str]:
+    """The tokenizer experiments' own tables, their plots re-pointed into ``results_dir``."""
+    parts = []
+    for folder, table, command in TABLE_SECTIONS:
+        path = results_dir / folder / table
+        if path.exists():
+            text = re.sub(r"\]\(([\w.-]+\.png)\)", lambda m: f"]({rel}/{folder}/{m.group(1)})", path.read_text())
+            parts += [text.strip(), "", f"`{command}`", ""]
+    return parts
 
 
 def render(results_dir: Path, page: Path) -> str:
@@ -123,7 +133,7 @@ def render(results_dir: Path, page: Path) -> str:
              "Runs were made on the 2-core CPU development machine, shared with other jobs, so throughput "
              "figures (tokens/s, and the tokens a time budget buys) vary from run to run with the load; "
              "compare losses at equal tokens.", ""]
-    parts += leaderboard_section(results_dir, rel) + sweep_section(results_dir, rel) + tokenizer_section(results_dir, rel)
+    parts += leaderboard_section(results_dir, rel) + sweep_section(results_dir, rel) + table_sections(results_dir, rel)
     return "\n".join(parts) + "\n"
 
 

@@ -6,22 +6,31 @@ the generated stories, and GPT-2's tokenizer (from the shared fixtures), each en
 bytes of every validation corpus. It reports bytes/token for each pair (the compression ratio;
 cross-domain pairs show what a tokenizer trained on other text costs), single-process
 throughput, and the projected time to encode 825 GB (the Pile) at that speed, in one process
-and across the cores of this machine. Shared corpora that are absent are left out with a note.
+and across the cores of this machine.
+
+The assignment's own question is answered on 10 documents sampled (seeded) from each validation
+corpus, encoded one by one with the two tokenizers of ``train.experiments.bpe_scale`` (10k on
+all of Gutenberg train, the TinyStories stand-in; 32k on Gutenberg + IMDB train, the
+OpenWebText stand-in; trained first if that experiment has not run) and GPT-2's. Shared corpora
+that are absent are left out with a note.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from tokenizer import END_OF_TEXT
 from util.corpora import SharedDataMissing, fixture_path, shared_corpus
 from train.leaderboard.data import SPECIAL_TOKENS, DataSettings, prepare_tokenizer, resolve_texts
 from train.run_folder import load_tokenizer
 from train.reporting import markdown_table
 from util.atomic import write_json_atomic, write_text_atomic
 from util.plotting import pyplot, save_figure
+from util.runinfo import run_metadata
 
 PILE_BYTES = 825e9
 TRAIN_CORPORA = {"gutenberg": "gutenberg_train", "imdb": "imdb_train"}
@@ -84,10 +93,73 @@ def measure(tokenizer, text: str) -> dict:
             "mb_per_s": data_bytes / seconds / 1e6, "roundtrip": roundtrip}
 
 
+def sample_documents(text: str, count: int, seed: int) -> list[str]:
+    """``count`` documents (split at ``<|endoftext|>``) drawn without replacement, in draw order."""
+    docs = [d.strip("\n") for d in text.split(END_OF_TEXT) if d.strip()]
+    return random.Random(seed).sample(docs, min(count, len(docs)))
+
+
+def sampled_documents(count: int = 10, seed: int = 0) -> tuple[dict[str, list[str]], list[str]]:
+    """corpus -> documents sampled from all of its validation text, and notes on absent corpora."""
+    samples, notes = {}, []
+    for name, corpus in EVAL_CORPORA.items():
+        try:
+            samples[name] = sample_documents(shared_corpus(corpus).read_text(encoding="utf-8"), count, seed)
+        except SharedDataMissing as e:
+            notes.append(f"sampled documents of {name}: skipped ({e})")
+    _, stories_val, _, _ = resolve_texts(None, None, DataSettings())
+    samples["stories"] = sample_documents(stories_val.read_text(encoding="utf-8"), count, seed)
+    return samples, notes
+
+
+def assignment_tokenizers(out_dir: Path) -> tuple[dict, list[str]]:
+    """The bpe-scale tokenizers (trained now unless that experiment already ran) and GPT-2's."""
+    from tokenizer import Tokenizer
+    from train.experiments import bpe_scale
+
+    tokenizers, notes = {}, []
+    try:
+        bpe_scale.run(out_dir)
+        for case in bpe_scale.CASES:
+            folder = out_dir / "bpe-scale" / case.name
+            tokenizers[f"{case.name} (all)"] = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt",
+                                                                   SPECIAL_TOKENS)
+    except SharedDataMissing as e:
+        notes.append(f"bpe-scale tokenizers: skipped ({e})")
+    try:
+        tokenizers["gpt2"] = Tokenizer.from_files(fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt"),
+                                                  SPECIAL_TOKENS)
+    except SharedDataMissing as e:
+        notes.append(f"gpt2: skipped ({e})")
+    return tokenizers, notes
+
+
+def compression_of_samples(tokenizers: dict, samples: dict[str, list[str]]) -> list[dict]:
+    """bytes/token of each tokenizer on each corpus's sampled documents, each encoded alone."""
+    rows = []
+    for tok_name, tokenizer in tokenizers.items():
+        for corpus, docs in samples.items():
+            sizes = [(len(d.encode("utf-8")), len(tokenizer.encode(d))) for d in docs]
+            ratios = [b / t for b, t in sizes]
+            rows.append({"tokenizer": tok_name, "corpus": corpus, "documents": len(docs),
+                         "bytes": sum(b for b, _ in sizes), "tokens": sum(t for _, t in sizes),
+                         "bytes_per_token": sum(b for b, _ in sizes) / sum(t for _, t in sizes),
+                         "min_doc_bytes_per_token": min(ratios), "max_doc_bytes_per_token": max(ratios)})
+            print(f"{tok_name:24} on {len(docs)} {corpus} documents: {rows[-1]['bytes_per_token']:.2f} bytes/token")
+    return rows
+
+
 def run(out_dir: str | Path, vocab_size: int = 10_000, train_bytes: int = 20_000_000,
         sample_bytes: int = 1_000_000) -> list[dict]:
-    out_dir = Path(out_dir) / "tokenizers"
+    experiments_dir = Path(out_dir)
+    out_dir = experiments_dir / "tokenizers"
     tokenizers, notes = build_tokenizers(vocab_size, train_bytes)
+    assignment, more_notes = assignment_tokenizers(experiments_dir)
+    notes += more_notes
+    samples, more_notes = sampled_documents()
+    notes += more_notes
+    sampled_rows = compression_of_samples(assignment, samples)
+    tokenizers.update({name: tok for name, tok in assignment.items() if name != "gpt2"})
     texts, more_notes = evaluation_texts(sample_bytes)
     notes += more_notes
     cores = os.cpu_count() or 1
@@ -100,24 +172,34 @@ def run(out_dir: str | Path, vocab_size: int = 10_000, train_bytes: int = 20_000
                          f"pile_hours_{cores}_processes": hours / cores})
             print(f"{tok_name:22} on {corpus:10}: {m['bytes_per_token']:.2f} bytes/token, {m['mb_per_s']:.2f} MB/s, "
                   f"825 GB in {hours:,.0f} h on 1 process")
-    write_outputs(out_dir, rows, notes, cores, vocab_size, train_bytes, sample_bytes)
+    write_outputs(out_dir, rows, sampled_rows, notes, cores, vocab_size, train_bytes, sample_bytes)
     return rows
 
 
-def write_outputs(out_dir: Path, rows: list[dict], notes: list[str], cores: int, vocab_size: int,
-                  train_bytes: int, sample_bytes: int) -> None:
+def write_outputs(out_dir: Path, rows: list[dict], sampled_rows: list[dict], notes: list[str], cores: int,
+                  vocab_size: int, train_bytes: int, sample_bytes: int) -> None:
     columns = ["tokenizer", "corpus", "bytes_per_token", "mb_per_s", "pile_hours_1_process",
                f"pile_hours_{cores}_processes", "tokens", "roundtrip"]
     headers = ["tokenizer", "corpus", "bytes/token", "MB/s (1 process)", "825 GB: hours (1 process)",
                f"825 GB: hours ({cores} processes)", "tokens", "decode(encode(x)) == x"]
     text = [f"## Tokenizers: compression and throughput", "",
-            f"Our BPE tokenizers: vocab {vocab_size:,}, trained on the first {train_bytes / 1e6:g} MB of each training "
-            f"corpus; each row encodes the first {sample_bytes / 1e6:g} MB of a validation corpus in one process "
+            f"Our BPE tokenizers `ours-*`: vocab {vocab_size:,}, trained on the first {train_bytes / 1e6:g} MB of "
+            f"each training corpus; `gutenberg-10k (all)` and `gutenberg+imdb-32k (all)`: those of the bpe-scale "
+            f"experiment, trained on all of Gutenberg train and of Gutenberg + IMDB train. Each row encodes the first {sample_bytes / 1e6:g} MB of a validation corpus in one process "
             f"(`Tokenizer.encode`). The multi-process figure assumes linear scaling over {cores} cores.", "",
-            markdown_table(rows, columns, headers), "", "![bytes per token](tokenizers.png)", ""]
+            markdown_table(rows, columns, headers), "", "![bytes per token](tokenizers.png)", "",
+            "### 10 sampled documents per corpus", "",
+            "Documents drawn at random (seed 0) from all of each validation corpus (a Gutenberg document is a "
+            "whole book, an IMDB one a review), each encoded alone; bytes/token over the 10, and the range "
+            "over single documents.", "",
+            markdown_table(sampled_rows, ["tokenizer", "corpus", "documents", "bytes", "tokens", "bytes_per_token",
+                                          "min_doc_bytes_per_token", "max_doc_bytes_per_token"],
+                           ["tokenizer", "corpus", "documents", "bytes", "tokens", "bytes/token",
+                            "lowest (one document)", "highest (one document)"]), ""]
     text += [f"- {n}" for n in notes]
     write_text_atomic(out_dir / "tokenizers.md", "\n".join(text) + "\n")
-    write_json_atomic(out_dir / "tokenizers.json", {"rows": rows, "notes": notes})
+    write_json_atomic(out_dir / "tokenizers.json", {"metadata": run_metadata(), "rows": rows,
+                                                   "sampled_documents": sampled_rows, "notes": notes})
     plot_bytes_per_token(rows, out_dir / "tokenizers.png")
 
 

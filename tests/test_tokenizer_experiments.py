@@ -1,0 +1,43 @@
+"""The tokenizer experiments: documents are sampled whole and reproducibly; compression is
+measured per document."""
+
+from __future__ import annotations
+
+from tokenizer import END_OF_TEXT, train_bpe
+from tokenizer.tokenizer import Tokenizer
+from train.experiments.tokenizers import compression_of_samples, sample_documents
+from train.run_folder import ByteTokenizer
+
+
+def _corpus(n: int) -> tuple[str, list[str]]:
+    docs = [f"Document {i}: " + " ".join(f"w{(i * 7 + j) % 13}" for j in range(5 + i % 9)) for i in range(n)]
+    return f"\n{END_OF_TEXT}\n".join(docs) + f"\n{END_OF_TEXT}\n", docs
+
+
+def test_documents_are_sampled_whole_without_repeats_and_reproducibly():
+    text, docs = _corpus(40)
+    picked = sample_documents(text, 10, seed=0)
+    assert len(picked) == len(set(picked)) == 10
+    assert all(d in docs for d in picked)
+    assert picked == sample_documents(text, 10, seed=0) != sample_documents(text, 10, seed=1)
+    assert sorted(sample_documents(text, 100, seed=0)) == sorted(docs)  # capped at what there is
+
+
+def test_compression_is_total_bytes_over_total_tokens_of_the_documents(tmp_path):
+    text, docs = _corpus(30)
+    path = tmp_path / "train.txt"
+    path.write_text(text, encoding="utf-8")
+    vocab, merges = train_bpe(path, 300, [END_OF_TEXT])
+    bpe = Tokenizer(vocab, merges, [END_OF_TEXT])
+    samples = {"toy": sample_documents(text, 10, seed=3), "accents": ["naïve café, déjà vu", "über straße"]}
+    rows = {(r["tokenizer"], r["corpus"]): r for r in
+            compression_of_samples({"bytes": ByteTokenizer(), "bpe": bpe}, samples)}
+    # Raw bytes: exactly one byte per token, on every document (UTF-8 bytes, not characters).
+    for corpus in samples:
+        r = rows["bytes", corpus]
+        assert r["bytes_per_token"] == r["min_doc_bytes_per_token"] == r["max_doc_bytes_per_token"] == 1.0
+    assert rows["bytes", "accents"]["bytes"] == len("naïve café, déjà vu".encode()) + len("über straße".encode())
+    toy = rows["bpe", "toy"]
+    assert toy["tokens"] == sum(len(bpe.encode(d)) for d in samples["toy"])
+    assert toy["bytes_per_token"] > 1.5  # the merges learnt on these documents compress them
+    assert toy["min_doc_bytes_per_token"] <= toy["bytes_per_token"] <= toy["max_doc_bytes_per_token"]

@@ -15,6 +15,7 @@ from train.experiments import bpe_scale
 from train.experiments.bpe_scale import BpeCase, compare_vocabularies
 from train.experiments.results import main as results_main
 from util.process_memory import run_sampling_memory
+from util.runinfo import git_sha
 
 HOLD_150_MB = "b = b'x' * 150_000_000; import time; time.sleep(1.5)"
 
@@ -88,7 +89,8 @@ def test_bpe_scale_trains_profiles_compares_and_keeps_finished_cases(tmp_path, s
     assert comparison["shared"] >= 257  # the 256 bytes and <|endoftext|>
     report = (out / "bpe_scale.md").read_text()
     assert "books-300" in report and "both-400" in report and "Profile of" in report
-    assert json.loads((out / "bpe_scale.json").read_text())["metadata"]["git_sha"]
+    written = json.loads((out / "bpe_scale.json").read_text())
+    assert [case["metadata"]["git_sha"] for case in written["cases"]] == [git_sha()] * 2  # what measured each
     assert (out / "token_lengths.png").stat().st_size > 1000
     # The results page carries the table, with its plot pointing into the collected folder.
     docs = tmp_path / "docs"

@@ -64,7 +64,7 @@ def train_case(case: BpeCase, out_dir: Path, profile: bool) -> dict:
     if run.returncode != 0:
         raise RunFailed(f"python -m tokenizer.train failed on {corpus} (exit {run.returncode}): {run.stdout[-1000:]}")
     summary = json.loads((folder / "train_summary.json").read_text(encoding="utf-8"))
-    result = {"case": case.name, "corpus": case.corpus, "corpus_bytes": corpus.stat().st_size,
+    result = {"case": case.name, "metadata": run_metadata(), "corpus": case.corpus, "corpus_bytes": corpus.stat().st_size,
               "vocab_size": case.vocab_size, "wall_s": round(run.seconds, 2),
               "peak_tree_rss_mb": run.peak_tree_rss_mb, **{k: summary[k] for k in
               ("distinct_pretokens", "workers", "times", "peak_rss", "bytes_per_token_sample", "longest_tokens")}}
@@ -147,6 +147,7 @@ def write_outputs(out_dir: Path, results: list[dict], comparison: dict) -> None:
                      markdown_table(p["top_by_self_time"], ["function", "calls", "self_s", "cumulative_s"],
                                     ["function", "calls", "self s", "cumulative s"]), ""]
     write_text_atomic(out_dir / "bpe_scale.md", "\n".join(text) + "\n")
+    # Each case carries the metadata of the run that measured it (finished cases are reused).
     write_json_atomic(out_dir / "bpe_scale.json", {"metadata": run_metadata(), "cases": results,
                                                    "comparison": comparison}, indent=1)
 

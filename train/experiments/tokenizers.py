@@ -39,8 +39,6 @@ EVAL_CORPORA = {"gutenberg": "gutenberg_valid", "imdb": "imdb_test"}
 
 def build_tokenizers(vocab_size: int, train_bytes: int) -> tuple[dict, list[str]]:
     """name -> Tokenizer, and notes about the ones that could not be built here."""
-    from tokenizer import Tokenizer
-
     settings = DataSettings(vocab_size=vocab_size, tokenizer_train_bytes=train_bytes)
     tokenizers, notes = {}, []
     for name, corpus in TRAIN_CORPORA.items():
@@ -52,12 +50,19 @@ def build_tokenizers(vocab_size: int, train_bytes: int) -> tuple[dict, list[str]
         tokenizers[f"ours-{name}-{_short(vocab_size)}"] = load_tokenizer(prepare_tokenizer(text, settings))
     stories_train, _, _, _ = resolve_texts(None, None, replace(settings, story_train_bytes=4_000_000))
     tokenizers[f"ours-stories-{_short(vocab_size)}"] = load_tokenizer(prepare_tokenizer(stories_train, settings))
+    add_gpt2(tokenizers, notes)
+    return tokenizers, notes
+
+
+def add_gpt2(tokenizers: dict, notes: list[str]) -> None:
+    """GPT-2's tokenizer from the shared fixtures, or a note that they are absent."""
+    from tokenizer import Tokenizer
+
     try:
         tokenizers["gpt2"] = Tokenizer.from_files(fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt"),
                                                   SPECIAL_TOKENS)
     except SharedDataMissing as e:
         notes.append(f"gpt2: skipped ({e})")
-    return tokenizers, notes
 
 
 def _short(vocab_size: int) -> str:
@@ -126,11 +131,7 @@ def assignment_tokenizers(out_dir: Path) -> tuple[dict, list[str]]:
                                                                    SPECIAL_TOKENS)
     except SharedDataMissing as e:
         notes.append(f"bpe-scale tokenizers: skipped ({e})")
-    try:
-        tokenizers["gpt2"] = Tokenizer.from_files(fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt"),
-                                                  SPECIAL_TOKENS)
-    except SharedDataMissing as e:
-        notes.append(f"gpt2: skipped ({e})")
+    add_gpt2(tokenizers, notes)
     return tokenizers, notes
 
 

@@ -16,6 +16,7 @@ from train.experiments.sweep import RunSpec, Sweep, run_sweep
 from train.experiments.writeup_checks import lr_toy
 from train.leaderboard.stories import generate_corpus
 from train.loop import NonFiniteLossError
+from train.reporting import fmt
 from util.cli import apply_overrides
 
 
@@ -120,6 +121,42 @@ def test_sweep_definitions_cover_the_assignment():
     runs = batch_size_runs(["1", "7", "512"], TrainConfig(batch_size=16, eval_iters=8))
     assert [r.overrides["batch_size"] for r in runs] == [1, 7, 512]
     assert [r.overrides["eval_iters"] for r in runs] == [128, 18, 1]  # ~128 evaluated sequences each
+
+
+def test_batch_sizes_at_equal_tokens_and_each_rate():
+    base = TrainConfig(batch_size=16, eval_iters=8)  # context 256 by default
+    runs = batch_size_runs(["2", "16", "100"], base, tokens=300_000, lrs=[1e-3, 1e-2])
+    assert [r.name for r in runs] == ["batch=2,lr=0.001", "batch=2,lr=0.01", "batch=16,lr=0.001",
+                                      "batch=16,lr=0.01", "batch=100,lr=0.001", "batch=100,lr=0.01"]
+    for r in runs:
+        tokens = r.overrides["max_iters"] * r.overrides["batch_size"] * base.model.context_length
+        assert 300_000 <= tokens < 300_000 + r.overrides["batch_size"] * base.model.context_length
+        assert r.overrides["budget_seconds"] is None and r.overrides["min_lr"] == r.overrides["max_lr"] / 10
+    assert [r.overrides["max_iters"] for r in runs[::2]] == [586, 74, 12]
+    # About a dozen evaluations per run, however many steps it takes.
+    assert all(9 <= r.overrides["max_iters"] // r.overrides["eval_interval"] <= 12 for r in runs)
+
+
+def test_a_named_token_matched_batch_sweep_reports_the_best_rate_per_size(tmp_path):
+    ids = np.frombuffer(generate_corpus(40_000, seed=0).encode(), dtype=np.uint8)
+    train = write_tokens(tmp_path / "train.tok", ids, 256)
+    val = write_tokens(tmp_path / "val.tok", ids[-3000:], 256)
+    code = main(["batch-size", "--data", str(train), "--val-data", str(val), "--tokens", "4096", "--values", "4,16",
+                 "--lrs", "1e-4,3e-3", "--name", "bs-equal-tokens", "--out", str(tmp_path / "out"),
+                 "--model.d_model=32", "--model.num_layers=1", "--model.num_heads=2", "--model.context_length=32",
+                 "--eval_iters=2", "--warmup_fraction=0", "--model.kernels=torch"])
+    assert code == 0
+    folder = tmp_path / "out" / "bs-equal-tokens"
+    results = json.loads((folder / "results.json").read_text())["results"]
+    assert [r["tokens"] for r in results] == [4096] * 4
+    assert [r["steps"] for r in results] == [32, 32, 8, 8]
+    table = (folder / "bs-equal-tokens.md").read_text()
+    best = table.split("### Best learning rate per batch size")[1]
+    for b in (4, 16):
+        runs = [r for r in results if r["overrides"]["batch_size"] == b]
+        winner = min(runs, key=lambda r: r["final_val_loss"])
+        assert f"| {b} | {fmt(winner['overrides']['max_lr'])} | {fmt(winner['final_val_loss'])} |" in best
+    assert (folder / "bs-equal-tokens.png").stat().st_size > 0
 
 
 def test_lr_toy_example_converges_at_1e2_and_diverges_at_1e3():

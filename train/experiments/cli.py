@@ -5,7 +5,9 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
 
 - ``lr-sweep``: max learning rates on a log grid that ends in a diverging run;
 - ``batch-size``: batch sizes from 1 up to the memory limit (the accounting's largest batch that
-  fits the GPU; on a CPU a sensible cap), same learning rate and budget;
+  fits the GPU; on a CPU a sensible cap), same learning rate and budget; with ``--tokens N``
+  the same number of tokens each instead, and with ``--lrs a,b,c`` every size at every rate (the
+  table then names each size's best rate);
 - ``ablations``: baseline vs no RMSNorm, post-norm, no positional embedding (NoPE), and a SiLU
   FFN with d_ff = 4 d_model;
 - ``tokenizers``: bytes/token of several tokenizers on several corpora, throughput, and the
@@ -17,7 +19,8 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
 
 Every run trains a small model for ``--budget`` of training time on ``--data`` (generated
 stories, a shared corpus name such as ``gutenberg``, or files) prepared exactly as the
-leaderboard does. ``--key=value`` overrides any training field of every run. A crashed or
+leaderboard does. ``--key=value`` overrides any training field of every run; ``--name`` keeps
+two sweeps of one kind apart (``--name ablations-lr3e-3``). A crashed or
 diverged run is recorded and the sweep goes on; running the same command again resumes it.
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -32,7 +36,8 @@ from model import ModelConfig
 from util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
 from train.config import TrainConfig
 from train.leaderboard.data import DataSettings, padded_vocab_size, prepare_data
-from train.reporting import parse_duration
+from train.reporting import markdown_table, parse_duration
+from util.atomic import write_text_atomic
 from train.experiments.sweep import RunSpec, Sweep, run_sweep
 
 SWEEP_KINDS = ("lr-sweep", "batch-size", "ablations")
@@ -65,13 +70,47 @@ def lr_sweep_runs(values: list[str] | None) -> list[RunSpec]:
     return [RunSpec(f"lr={lr:g}", f"max_lr {lr:g}", {"max_lr": lr, "min_lr": lr / 10}) for lr in lrs]
 
 
-def batch_size_runs(values: list[str] | None, base: TrainConfig) -> list[RunSpec]:
+EVALS_PER_RUN = 12  # token-matched runs: evaluations spread over the run, whatever its steps
+
+
+def batch_size_runs(values: list[str] | None, base: TrainConfig, tokens: int | None = None,
+                    lrs: list[float] | None = None) -> list[RunSpec]:
+    """One run per batch size, the same time budget each; or, with ``tokens``, the same number
+    of tokens each (steps = tokens / (batch x context)), and with ``lrs`` every batch size at
+    every learning rate, so each size can be compared at its own best rate."""
     sizes = [int(v) for v in values] if values else default_batch_sizes(base)
     # Periodic evaluation draws eval_iters batches of the run's batch size: keep the number of
     # evaluated sequences the same for every run (128), so small batches are not judged on noise.
     eval_sequences = base.batch_size * base.eval_iters
-    return [RunSpec(f"batch={b}", f"batch {b}", {"batch_size": b, "eval_iters": max(1, eval_sequences // b)})
-            for b in sizes]
+    runs = []
+    for b in sizes:
+        overrides = {"batch_size": b, "eval_iters": max(1, eval_sequences // b)}
+        if tokens:
+            steps = math.ceil(tokens / (b * base.model.context_length))
+            overrides.update(max_iters=steps, budget_seconds=None, eval_interval=max(1, steps // EVALS_PER_RUN),
+                             checkpoint_interval=max(50, steps // 4))
+        for lr in lrs or [None]:
+            if lr is None:
+                runs.append(RunSpec(f"batch={b}", f"batch {b}", overrides))
+            else:
+                runs.append(RunSpec(f"batch={b},lr={lr:g}", f"batch {b}, lr {lr:g}",
+                                    {**overrides, "max_lr": lr, "min_lr": lr / 10}))
+    return runs
+
+
+def best_rate_per_batch_size(results: list[dict]) -> str:
+    """A Markdown table: for each batch size, the learning rate with the lowest final val loss."""
+    best: dict[int, dict] = {}
+    for r in results:
+        if r["status"] != "completed" or r.get("final_val_loss") is None:
+            continue
+        b = r["overrides"]["batch_size"]
+        if b not in best or r["final_val_loss"] < best[b]["final_val_loss"]:
+            best[b] = r
+    rows = [{"batch": b, "max_lr": best[b]["overrides"]["max_lr"], "final_val_loss": best[b]["final_val_loss"],
+             "steps": best[b]["steps"], "tokens_per_s": best[b]["tokens_per_s"]} for b in sorted(best)]
+    return markdown_table(rows, ["batch", "max_lr", "final_val_loss", "steps", "tokens_per_s"],
+                          ["batch", "best max_lr", "final val loss", "steps", "tokens/s"])
 
 
 def default_batch_sizes(base: TrainConfig) -> list[int]:
@@ -102,12 +141,20 @@ def ablation_runs(values: list[str] | None) -> list[RunSpec]:
 
 def build_sweep(kind: str, args: argparse.Namespace, base: TrainConfig) -> Sweep:
     values = [v for v in args.values.split(",") if v] if args.values else None
-    runs = {"lr-sweep": lambda: lr_sweep_runs(values), "batch-size": lambda: batch_size_runs(values, base),
+    lrs = [float(v) for v in args.lrs.split(",") if v] if args.lrs else None
+    runs = {"lr-sweep": lambda: lr_sweep_runs(values),
+            "batch-size": lambda: batch_size_runs(values, base, args.tokens, lrs),
             "ablations": lambda: ablation_runs(values)}[kind]()
     titles = {"lr-sweep": "Learning-rate sweep", "batch-size": "Batch-size sweep", "ablations": "Architecture ablations"}
-    length = f"{base.budget_seconds:g} s of training each" if base.budget_seconds else f"{base.max_iters} steps each"
+    if base.budget_seconds:
+        length = f"{base.budget_seconds:g} s of training each"
+    elif kind == "batch-size" and args.tokens:
+        length = f"{args.tokens:,} tokens each"
+    else:
+        length = f"{base.max_iters} steps each"
     title = f"{titles[kind]} ({args.data or 'stories'}, {length})"
-    return Sweep(title, Path(args.out) / kind, base, runs, plot_name=f"{kind}.png", table_name=f"{kind}.md",
+    name = args.name or kind
+    return Sweep(title, Path(args.out) / name, base, runs, plot_name=f"{name}.png", table_name=f"{name}.md",
                  x_axis="minutes" if base.budget_seconds else "tokens")
 
 
@@ -117,7 +164,10 @@ def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainCo
                             train_bytes=args.train_bytes, val_bytes=args.val_bytes,
                             story_train_bytes=args.train_bytes or 10_000_000, story_val_bytes=args.val_bytes or 300_000)
     data = prepare_data(args.data, args.val_data, settings)
-    budget = args.budget or ("40s" if args.kind == "batch-size" else None)
+    if args.tokens and (args.kind != "batch-size" or args.budget):
+        raise ValueError("--tokens sets the length of batch-size runs; it cannot be combined with --budget "
+                         "or used with another kind")
+    budget = args.budget or ("40s" if args.kind == "batch-size" and not args.tokens else None)
     base = experiment_base(args.steps, parse_duration(budget) if budget else None)
     base = apply_overrides(base, {"train_data": str(data.train_tokens), "val_data": str(data.val_tokens),
                                   "model.vocab_size": padded_vocab_size(data.vocab_size)})
@@ -135,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training time per run instead of --steps (default for batch-size: 40s)")
     parser.add_argument("--values", default=None, help="comma-separated run values (learning rates, batch sizes, ablation names)")
     parser.add_argument("--out", default="runs/experiments", help="sweep folder (default runs/experiments)")
+    parser.add_argument("--name", default=None,
+                        help="name of the sweep's folder and files inside --out (default: the kind)")
+    parser.add_argument("--tokens", type=int, default=None,
+                        help="batch-size: the same number of tokens for every run instead of the same time")
+    parser.add_argument("--lrs", default=None,
+                        help="batch-size: comma-separated learning rates, each batch size at each of them")
     parser.add_argument("--profile", action="store_true", help="bpe-scale: also profile each case under cProfile")
     parser.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary for text data")
     parser.add_argument("--tokenizer-bytes", type=int, default=2_000_000, help="bytes the BPE trainer reads")
@@ -163,9 +219,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return checks_main(args.kind)
     base = prepare_base(args, overrides_from_namespace(args))
-    results = run_sweep(build_sweep(args.kind, args, base))
+    sweep = build_sweep(args.kind, args, base)
+    results = run_sweep(sweep)
+    if args.kind == "batch-size" and args.lrs:
+        table = sweep.out_dir / sweep.table_name
+        write_text_atomic(table, table.read_text() + "\n### Best learning rate per batch size\n\n"
+                          + best_rate_per_batch_size(results) + "\n")
     failed = sum(r["status"] != "completed" for r in results)
-    print(f"{len(results)} runs, {failed} diverged or crashed; table and plot in {Path(args.out) / args.kind}")
+    print(f"{len(results)} runs, {failed} diverged or crashed; table and plot in {sweep.out_dir}")
     return 0
 
 

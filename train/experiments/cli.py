@@ -15,6 +15,8 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
 - ``bpe-scale``: a 10k BPE on all of Gutenberg train and a 32k BPE on Gutenberg + IMDB train:
   time, peak memory (``--profile``: and a profile), longest tokens, the two vocabularies compared
   (see ``train.experiments.bpe_scale``);
+- ``sampling``: samples of a trained run (``--run``) over a temperature x top-p grid, with the
+  share of real words and of repeated 4-grams (see ``train.experiments.sampling``);
 - ``unicode``, ``lr-toy`` and ``adamw-accounting``: the checks behind docs/writeup.md.
 
 Every run trains a small model for ``--budget`` of training time on ``--data`` (generated
@@ -35,7 +37,7 @@ from pathlib import Path
 from model import ModelConfig
 from util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
 from train.config import TrainConfig
-from train.leaderboard.data import DataSettings, padded_vocab_size, prepare_data
+from train.leaderboard.data import DataSettings, padded_vocab_size, prepare_data, resolve_texts
 from train.reporting import markdown_table, parse_duration
 from util.atomic import write_text_atomic
 from train.experiments.sweep import RunSpec, Sweep, run_sweep
@@ -177,7 +179,7 @@ def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainCo
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "bpe-scale", "unicode", "lr-toy", "adamw-accounting"])
+    parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "bpe-scale", "sampling", "unicode", "lr-toy", "adamw-accounting"])
     parser.add_argument("--data", default=None, help="training data: stories (default), gutenberg, imdb, a text or token file")
     parser.add_argument("--val-data", default=None, help="validation data (default: the matching split)")
     parser.add_argument("--steps", type=int, default=150, help="optimizer steps per run (default 150)")
@@ -192,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lrs", default=None,
                         help="batch-size: comma-separated learning rates, each batch size at each of them")
     parser.add_argument("--profile", action="store_true", help="bpe-scale: also profile each case under cProfile")
+    parser.add_argument("--run", default=None, help="sampling: the trained run folder (or checkpoint) to sample from")
+    parser.add_argument("--tokenizer", default=None, help="sampling: tokenizer folder (default: found beside the run)")
     parser.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary for text data")
     parser.add_argument("--tokenizer-bytes", type=int, default=2_000_000, help="bytes the BPE trainer reads")
     parser.add_argument("--train-bytes", type=int, default=10_000_000,
@@ -199,6 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-bytes", type=int, default=300_000, help="use only the first bytes of the validation text")
     add_dataclass_arguments(parser, experiment_base(), "training options of every run (TrainConfig fields)")
     return parser
+
+
+def sampling_main(args: argparse.Namespace) -> int:
+    """The sampling experiment: words of the run's corpus (its validation text) are the reference."""
+    from train.experiments.sampling import run as sampling_run
+
+    if not args.run:
+        raise ValueError("sampling needs --run RUN (a finished run folder, or its checkpoint.pt)")
+    _, reference, _, _ = resolve_texts(args.data, args.val_data,
+                                       DataSettings(train_bytes=1_000_000, val_bytes=5_000_000))
+    sampling_run(args.run, reference, Path(args.out) / (args.name or "sampling"), tokenizer=args.tokenizer)
+    return 0
 
 
 @cli_main
@@ -214,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
 
         bpe_scale_run(args.out, profile=args.profile)
         return 0
+    if args.kind == "sampling":
+        return sampling_main(args)
     if args.kind in ("unicode", "lr-toy", "adamw-accounting"):
         from train.experiments.writeup_checks import main as checks_main
 

@@ -1,5 +1,7 @@
 """``python -m train.experiments.results``: generate docs/results.md from the artefacts of runs made here.
 
+(``python -m train.experiments.regenerate`` remakes all of them from one commit and calls this.)
+
 ``--collect RUN_OR_SWEEP ...`` first copies the small artefacts of leaderboard run folders
 (report.json/.md, the val-loss plot, samples) and of sweep folders (table, overlay plot,
 results.json; tokenizer tables) into ``docs/results/<name>/``; checkpoints and token files are
@@ -85,7 +87,7 @@ def leaderboard_section(results_dir: Path, rel: str) -> list[str]:
             "Final validation loss over the whole validation set, all in nats/token: against the entropy floor "
             "of the generated stories (the loss of the best possible model; \"above floor\" is what is left to "
             "learn) and against the unigram entropy of the same tokens (\"below unigram\" is what the model "
-            "learnt from context). The stories-v2 run predates the grammar with a known floor.", "",
+            "learnt from context).", "",
             markdown_table(rows, columns), "", *details]
 
 
@@ -111,6 +113,8 @@ def sweep_section(results_dir: Path, rel: str) -> list[str]:
 TABLE_SECTIONS = (  # (folder in docs/results, its table, the command that made it)
     ("bpe-scale", "bpe_scale.md", "python -m train.experiments bpe-scale --profile --out runs/experiments"),
     ("tokenizers", "tokenizers.md", "python -m train.experiments tokenizers --out runs/experiments"),
+    ("sampling", "sampling.md",
+     "python -m train.experiments sampling --data gutenberg --run runs/regen/lb-cpu-gutenberg-10m --out runs/regen"),
 )
 
 

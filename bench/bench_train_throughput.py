@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import sys
 import time
@@ -29,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.common import device_slug
 from model import ModelConfig, TransformerLM
 from train import AdamW, clip_grad_norm
 from util.atomic import write_json_atomic
-from util.runinfo import device_description, run_metadata
+from util.runinfo import run_metadata
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -164,9 +164,8 @@ def main(argv: list[str] | None = None) -> dict:
         "results": result, "ratio_tritonlm_over_builtins": ratio, "ratio_best_step": best_ratio, "target_ratio": 0.9,
         "metadata": run_metadata(),
     }
-    slug = re.sub(r"[^a-z0-9]+", "-", device_description().lower()).strip("-")[:60]
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"train_throughput_{slug}_threads{args.threads}.json"
+    out = RESULTS / f"train_throughput_{device_slug()}_threads{args.threads}.json"
     write_json_atomic(out, report)
     for name, r in result.items():
         print(f"{name:15s} {r['tokens_per_s']:10,.0f} tokens/s  (median step {r['median_step_s'] * 1e3:.1f} ms: "

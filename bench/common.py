@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 import torch
 
 from util.atomic import write_json_atomic
+from util.runinfo import device_description
 from util.runinfo import device_peaks as known_device_peaks
 from util.runinfo import run_metadata
 
@@ -34,7 +35,9 @@ def device_name() -> str:
 
 
 def device_slug() -> str:
-    return re.sub(r"[^a-z0-9]+", "-", device_name().lower()).strip("-")
+    """The GPU's name, or ``cpu-<model>-x<cores>`` on the CPU, as a file-name part: results of
+    two machines never share a file."""
+    return re.sub(r"[^a-z0-9]+", "-", device_description().lower()).strip("-")[:60]
 
 
 def device_peaks() -> dict[str, float | None]:

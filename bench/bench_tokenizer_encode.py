@@ -3,13 +3,15 @@
     flock /tmp/tritonlm-heavy.lock python -m bench.bench_tokenizer_encode
 
 * one process: ``Tokenizer.encode`` (fresh tokenizer each repeat, so the pre-token cache starts
-  cold) vs tiktoken ``encode`` on one thread, whole gutenberg_valid text;
+  cold) vs tiktoken ``encode`` on one thread, the whole text of each corpus (gutenberg_valid
+  and imdb_test by default: books and reviews);
 * all cores: ``encode_file`` (text file -> token file, N processes) vs tiktoken
   ``encode_ordinary_batch`` (documents, N threads, in memory);
 * ``encode_iterable`` over the first 200 MB of gutenberg_train, in a fresh process: extra RSS.
 
 Peers alternate within each repeat; medians are reported with ratios ours/tiktoken (higher is
-better for ours). Writes bench/results/tokenizer_encode-<device>.json.
+better for ours); the ids must equal tiktoken's on every byte. Writes
+bench/results/tokenizer_encode-<device>.json.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bench.tokenizer_benchlib import EOT, machine_load, run_job
 from tokenizer import Tokenizer, encode_file
 from tokenizer.chunks import default_workers
 from tokenizer.pretokenize import GPT2_PATTERN
+from tokenizer.tokenfile import open_tokens
 from tokenizer.vocab_files import load_vocab
 from util.corpora import SharedDataMissing, fixture_path, shared_corpus
 
@@ -58,7 +61,7 @@ def bench_single(path: Path, repeats: int) -> dict:
         t, ref = timed(lambda: enc.encode(text, allowed_special="all"))
         theirs.append(t)
         assert ids == ref, "ids differ from tiktoken"
-    row = {"case": "one process", "mb": mb, "tokens": len(ids),
+    row = {"case": "one process", "corpus": path.name, "mb": mb, "tokens": len(ids),
            "ours_mb_s": mb / statistics.median(ours), "ours_warm_cache_mb_s": mb / statistics.median(ours_warm),
            "tiktoken_mb_s": mb / statistics.median(theirs), "ours_s": ours, "tiktoken_s": theirs}
     row["ratio"] = row["ours_mb_s"] / row["tiktoken_mb_s"]
@@ -74,11 +77,24 @@ def bench_parallel(path: Path, repeats: int, workers: int) -> dict:
         for _ in range(repeats):
             tok = make_ours()
             ours.append(timed(lambda: encode_file(path, tok, Path(tmp) / "ids.bin", num_workers=workers))[0])
-            theirs.append(timed(lambda: enc.encode_ordinary_batch(docs, num_threads=workers))[0])
-    row = {"case": f"all cores ({workers})", "mb": mb, "ours_mb_s": mb / statistics.median(ours),
+            t, batches = timed(lambda: enc.encode_ordinary_batch(docs, num_threads=workers))
+            theirs.append(t)
+            ids, _ = open_tokens(Path(tmp) / "ids.bin")
+            assert ids.tolist() == _joined(batches, eot=50256), "ids of encode_file differ from tiktoken"
+    row = {"case": f"all cores ({workers})", "corpus": path.name, "mb": mb, "ours_mb_s": mb / statistics.median(ours),
            "tiktoken_mb_s": mb / statistics.median(theirs), "ours_s": ours, "tiktoken_s": theirs}
     row["ratio"] = row["ours_mb_s"] / row["tiktoken_mb_s"]
     return row
+
+
+def _joined(batches: list[list[int]], eot: int) -> list[int]:
+    """The documents' ids with the end-of-text id between them: the whole file's ids."""
+    out: list[int] = []
+    for i, ids in enumerate(batches):
+        if i:
+            out.append(eot)
+        out += ids
+    return out
 
 
 def main() -> int:
@@ -86,18 +102,22 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workers", type=int, default=default_workers())
     p.add_argument("--stream-mb", type=int, default=200, help="0 skips the streaming-memory check")
+    p.add_argument("--corpora", default="gutenberg_valid,imdb_test",
+                   help="comma-separated shared corpora, each encoded whole (default: books and reviews)")
     args = p.parse_args()
     try:
-        valid = shared_corpus("gutenberg_valid")
+        corpora = [shared_corpus(name) for name in args.corpora.split(",")]
     except SharedDataMissing as e:
         print(f"skipped: {e}")
         return 0
     load_before = machine_load()
-    rows = [bench_single(valid, args.repeats), bench_parallel(valid, args.repeats, args.workers)]
+    rows = []
+    for path in corpora:
+        rows += [bench_single(path, args.repeats), bench_parallel(path, args.repeats, args.workers)]
     for r in rows:
-        print(f"{r['case']:<16} ours {r['ours_mb_s']:6.2f} MB/s | tiktoken {r['tiktoken_mb_s']:6.2f} MB/s | "
-              f"ratio {r['ratio']:.2f}")
-    print(f"(ours with a warm cache, one process: {rows[0]['ours_warm_cache_mb_s']:.2f} MB/s)")
+        print(f"{r['corpus']:<16} {r['case']:<16} ours {r['ours_mb_s']:6.2f} MB/s | tiktoken {r['tiktoken_mb_s']:6.2f} MB/s"
+              f" | ratio {r['ratio']:.2f}" + (f" (warm cache {r['ours_warm_cache_mb_s']:.2f} MB/s)"
+                                            if "ours_warm_cache_mb_s" in r else ""))
     if args.stream_mb:
         big = shared_corpus("gutenberg_train", args.stream_mb * 1_000_000)
         stream = run_job("stream-encode", big)
@@ -107,7 +127,7 @@ def main() -> int:
         print(f"encode_iterable over {stream['mb']:.0f} MB: extra RSS {stream['extra_rss_mb']:.1f} MB "
               f"(peak {stream['peak_rss_mb']:.0f} MB, baseline {stream['baseline_rss_mb']:.0f} MB), "
               f"{stream['ours_mb_s']:.2f} MB/s")
-    out = write_results("tokenizer_encode", rows, {"machine_load_before": load_before,
+    out = write_results("tokenizer_encode", rows, {"corpora": args.corpora.split(","), "machine_load_before": load_before,
                                                    "machine_load_after": machine_load()})
     print(f"wrote {out}")
     return 0

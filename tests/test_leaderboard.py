@@ -105,13 +105,18 @@ def test_report_fields_are_complete_and_consistent(tmp_path, byte_tokens):
     assert "--model.qk_norm" in markdown
     for name in ("val_loss_vs_minutes.png", "metrics.jsonl", "summary.json", "samples.md"):
         assert (run / name).stat().st_size > 0, name
-    # The results page is generated from the collected artefacts, with the exact command.
+    # The results page is generated from the collected artefacts, with the exact command; what an
+    # earlier collection of the same name left there goes.
+    stale = tmp_path / "docs" / "results" / "run" / "old_plot.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an older run's plot")
     results_main(["--collect", str(run), "--results-dir", str(tmp_path / "docs" / "results"),
                   "--page", str(tmp_path / "docs" / "results.md")])
     page = (tmp_path / "docs" / "results.md").read_text()
     assert f"{report['final_val_loss']:.4f}" in page and f"{report['val_unigram_entropy']:.4f}" in page
     assert f"`{module_command(report['metadata'])}`" in page
-    assert not (tmp_path / "docs" / "results" / "run" / "checkpoint.pt").exists()
+    assert not (tmp_path / "docs" / "results" / "run" / "checkpoint.pt").exists() and not stale.exists()
+    assert (tmp_path / "docs" / "results" / "run" / "report.json").read_bytes() == (run / "report.json").read_bytes()
 
 
 def test_presets_and_overrides_resolve(tmp_path):

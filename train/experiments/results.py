@@ -33,12 +33,15 @@ SWEEP_SUFFIXES = (".md", ".png", ".json")
 
 
 def collect(sources: list[Path], results_dir: Path) -> None:
-    """Copy the small artefacts of run and sweep folders into ``results_dir/<folder name>``."""
+    """Copy the small artefacts of run and sweep folders into ``results_dir/<folder name>``,
+    replacing what an earlier collection put there (no file of an older run stays behind)."""
     for source in sources:
         if not source.is_dir():
             raise FileNotFoundError(f"{source} is not a run or sweep folder")
         target = results_dir / source.name
-        target.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
         run = RunFolder(source)
         files = run_files(run) if run.report.exists() else [
             p for p in source.iterdir() if p.is_file() and p.suffix in SWEEP_SUFFIXES]

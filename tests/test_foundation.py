@@ -121,6 +121,33 @@ def test_run_metadata_names_code_versions_and_device():
     assert meta["device"] == runinfo.device_description()
 
 
+def test_git_sha_is_dirty_for_changed_code_but_not_for_rewritten_results(tmp_path, monkeypatch):
+    import subprocess
+
+    from util import runinfo
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "docs" / "results" / "report.json").write_text("{}")
+    (tmp_path / "docs" / "results.md").write_text("# results\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    monkeypatch.setattr(runinfo, "REPO_ROOT", tmp_path)
+    head = runinfo.git_sha()
+    assert len(head) == 40
+    (tmp_path / "docs" / "results" / "report.json").write_text('{"loss": 3.1}')  # a run wrote its result
+    (tmp_path / "docs" / "results.md").write_text("# results, regenerated\n")
+    (tmp_path / "notes.txt").write_text("untracked")
+    assert runinfo.git_sha() == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert runinfo.git_sha() == head + "+dirty"
+
+
 def test_git_sha_outside_a_checkout_is_unknown(tmp_path, monkeypatch):
     from util import runinfo
 

@@ -33,14 +33,21 @@ DEVICE_PEAKS = {
 }
 
 
+# Where runs and benchmarks write the results the docs quote: a change there is an output, not
+# a change of the code that produced it.
+RESULT_PATHS = ("docs/results", "docs/results.md", "bench/results")
+
+
 def git_sha() -> str:
-    """The commit of the working tree, with ``+dirty`` when it has uncommitted changes."""
+    """The commit of the working tree, with ``+dirty`` when tracked files other than the result
+    folders (``RESULT_PATHS``) have uncommitted changes."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             *(f":(exclude){path}" for path in RESULT_PATHS)],
             cwd=REPO_ROOT, capture_output=True, text=True, check=True,
         ).stdout.strip()
         return sha + ("+dirty" if dirty else "")

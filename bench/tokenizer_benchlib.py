@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from tokenizer import END_OF_TEXT
-from util.process_memory import rss_kb, run_sampling_memory
+from util.process_memory import run_sampling_memory, status_kb
 
 REPO = Path(__file__).resolve().parent.parent
 EOT = END_OF_TEXT
@@ -81,13 +81,13 @@ def job_stream_encode(path: str) -> dict:
     from util.corpora import fixture_path
 
     tok = Tokenizer.from_files(fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt"), [EOT])
-    baseline = rss_kb(os.getpid())
+    (baseline,) = status_kb(os.getpid(), ("VmRSS",))
     n, start = 0, time.perf_counter()
     with open(path, encoding="utf-8") as f:
         for n, _ in enumerate(tok.encode_iterable(f), 1):
             pass
     seconds = time.perf_counter() - start
-    peak = rss_kb(os.getpid(), "VmHWM")
+    (peak,) = status_kb(os.getpid(), ("VmHWM",))
     return {"seconds": seconds, "tokens": n, "baseline_rss_mb": baseline / 1024,
             "peak_rss_mb": peak / 1024, "extra_rss_mb": (peak - baseline) / 1024}
 

@@ -15,19 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def rss_kb(pid: int, field: str = "VmRSS") -> int:
-    """Resident set size of a process in kB (``field="VmHWM"``: its peak since exec); 0 once it
-    has exited."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def process_tree(root: int) -> list[int]:
     """``root`` and all its descendants that are alive now."""
     parents = {}

@@ -35,7 +35,10 @@ def small_bpe(tmp_path_factory):
 
 def batch_ids(tok: Tokenizer, words: list[bytes]) -> list[tuple[int, ...]]:
     table = PairTable(tok._ranks, tok.vocab_size)
-    return encode_words(words, np.array(tok._byte_ids, dtype=np.int64), table)
+    flat, counts = encode_words(words, np.array(tok._byte_ids, dtype=np.int64), table)
+    assert counts.sum() == flat.size and counts.size == len(words)
+    ends = np.cumsum(counts).tolist()
+    return [tuple(flat[a:b].tolist()) for a, b in zip([0] + ends[:-1], ends)]
 
 
 def test_batch_bpe_equals_one_by_one_on_awkward_words(small_bpe):
@@ -63,7 +66,7 @@ def numpy_paths(monkeypatch):
 @HYPOTHESIS
 @given(text=awkward_text)
 def test_numpy_paths_equal_tiktoken_on_random_strings(gpt2, tiktoken_gpt2, numpy_paths, text):
-    gpt2._cache.clear()
+    gpt2.clear_cache()
     assert gpt2.encode(text) == tiktoken_gpt2.encode(text, allowed_special="all")
     assert gpt2.encode(text) == tiktoken_gpt2.encode(text, allowed_special="all")  # warm cache
 
@@ -77,18 +80,27 @@ def test_numpy_paths_across_many_blocks(gpt2, tiktoken_gpt2, fixture_file, monke
 
 
 def test_hash_collision_falls_back_to_the_regex_path(gpt2, tiktoken_gpt2, numpy_paths, monkeypatch):
-    monkeypatch.setattr(vp, "token_hashes", lambda cp, starts: np.zeros(starts.size, dtype=np.uint64))
+    gpt2.clear_cache()
+    monkeypatch.setattr(vp, "mixed_hashes", lambda keys: np.zeros(keys.size, dtype=np.uint64))  # one group
     text = f"one two three{EOT} two one, four four"
     assert gpt2.encode(text) == tiktoken_gpt2.encode(text, allowed_special="all")
 
 
-def test_cache_stays_bounded(gpt2, numpy_paths, monkeypatch):
+@pytest.mark.parametrize("vector", [False, True], ids=["regex path", "numpy path"])
+def test_caches_stay_bounded(gpt2, tiktoken_gpt2, monkeypatch, vector):
+    """Over the limit a cache starts afresh: it holds at most the pre-tokens of the last text."""
+    monkeypatch.setattr(tokenizer_module, "VECTOR_MIN_CHARS", 0 if vector else 10**9)
     monkeypatch.setattr(tokenizer_module, "CACHE_LIMIT", 50)
+    monkeypatch.setattr(gpt2._ids, "limit", 50)
     rng = random.Random(0)
-    texts = [" ".join("".join(rng.choice("abcdefgh") for _ in range(6)) for _ in range(300)) for _ in range(2)]
-    gpt2._cache.clear()
+    texts = [" ".join("".join(rng.choice("abcdefgh") for _ in range(rng.choice([4, 12]))) for _ in range(300))
+             for _ in range(3)]
+    gpt2.clear_cache()
     for text in texts:
-        assert gpt2.decode(gpt2.encode(text)) == text
-        # over the limit the cache starts afresh: it holds at most the last text's pre-tokens
-        assert set(gpt2._cache) == set(GPT2_REGEX.findall(text))
-    gpt2._cache.clear()
+        assert gpt2.encode(text) == tiktoken_gpt2.encode(text)
+        distinct = set(GPT2_REGEX.findall(text))
+        if vector:
+            assert len(gpt2._ids) == len(distinct)
+        else:
+            assert set(gpt2._cache) == distinct
+    gpt2.clear_cache()

@@ -3,9 +3,10 @@
 Text is split on special tokens (longest first), each remaining piece into GPT-2 pre-tokens,
 and each pre-token is merged by rank (earliest-learned merge first) until no merge applies,
 which is exactly what GPT-2 and tiktoken do. Pre-tokens repeat a lot in natural text, so their
-ids are cached. Long texts are pre-tokenised with numpy (``vector_pretokenize``): the cache is
-consulted once per *distinct* pre-token and the ids are laid out with one gather; new
-pre-tokens are merged together (``bpe_batch``). Short texts take the regex path.
+ids are cached. Long texts are pre-tokenised with numpy (``vector_pretokenize``): short
+pre-tokens are looked up by their bytes in a numpy hash table, the others by text once per
+distinct one (``pretoken_ids``), new ones are merged together (``bpe_batch``), and the ids are
+laid out with one gather. Short texts take the regex path, with a dict of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import regex
 
 from tokenizer import vector_pretokenize as vp
 from tokenizer.bpe_batch import PairTable, encode_words
+from tokenizer.pretoken_ids import PretokenIds
 from tokenizer.pretokenize import (
     GPT2_REGEX,
     last_boundary,
@@ -71,9 +73,12 @@ class Tokenizer:
         )
         self._special_find = special_regex(self.special_tokens)
         self._max_special = max_special_length(self.special_tokens)
-        self._cache: dict[str, tuple[int, ...]] = {}
+        self._cache: dict[str, tuple[int, ...]] = {}  # the regex path's (short texts)
         self._special_index = {token: i for i, token in enumerate(self.special_tokens)}
+        separators = [()] + [(self._special_ids[token],) for token in self.special_tokens]
+        self._ids = PretokenIds(separators, CACHE_LIMIT)  # the numpy path's
         self._pair_table: PairTable | None = None  # built on first batch merge
+        self._id_objects = list(range(self.vocab_size))  # one int object per id, shared by cached tuples
         self._byte_id_array = np.array(self._byte_ids, dtype=np.int64)
 
     # ---- construction -------------------------------------------------------------------
@@ -182,9 +187,21 @@ class Tokenizer:
         if len(missing) < BATCH_BPE_MIN:
             cache.update(zip(missing, map(self._bpe, missing)))
             return
+        cache.update(zip(missing, _split(*self._merge_many(missing), self._id_objects)))
+
+    def _merge_many(self, pieces: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of every piece back to back, and how many each has."""
+        if len(pieces) < BATCH_BPE_MIN:
+            merged = list(map(self._bpe, pieces))
+            counts = np.fromiter(map(len, merged), dtype=np.int32, count=len(merged))
+            return np.fromiter(chain.from_iterable(merged), dtype=np.int32, count=int(counts.sum())), counts
         self.prepare_tables()
-        words = [piece.encode("utf-8") for piece in missing]
-        cache.update(zip(missing, encode_words(words, self._byte_id_array, self._pair_table)))
+        return encode_words([piece.encode("utf-8") for piece in pieces], self._byte_id_array, self._pair_table)
+
+    def clear_cache(self) -> None:
+        """Forget the ids of the pre-tokens met so far (to measure cold encoding, or free memory)."""
+        self._cache.clear()
+        self._ids.clear()
 
     def prepare_tables(self) -> None:
         """Build the numpy lookup tables now rather than on first use (e.g. once in a parent
@@ -213,28 +230,16 @@ class Tokenizer:
         return out
 
     def _encode_block(self, block: str) -> np.ndarray:
-        """Ids of one block (see ``vector_pretokenize.boundary_blocks``), numpy all the way."""
+        """Ids of one block (see ``vector_pretokenize.boundary_blocks``), numpy all the way.
+
+        A special token's first character carries its index and emits its id, its other
+        characters emit nothing (separator slots ``1 + index`` and ``0``)."""
         cp = vp.marked_codepoints(block, self._special_find, self._special_index)
         try:
-            found = vp.distinct_pretokens(cp)
+            slots = self._ids.slots(block, cp, vp.split_pretokens(cp), self._merge_many)
         except vp.HashCollision:
             return np.array(self._encode_regex(block), dtype=np.int64)
-        first = cp[found.starts]
-        text_rows, pieces = vp.text_pretokens(block, cp, found)
-        separator_rows = np.flatnonzero(first >= vp.SEPARATOR_BASE)
-        self._cache_pieces(pieces)
-        specials = list(map(self._separator_ids, first[separator_rows].tolist()))
-        ids_of = list(map(self._cache.__getitem__, pieces)) + specials  # per distinct pre-token
-        slot = np.empty(first.size, dtype=np.int64)
-        slot[text_rows] = np.arange(text_rows.size)
-        slot[separator_rows] = np.arange(text_rows.size, first.size)
-        return _lay_out(ids_of, slot[found.inverse])
-
-    def _separator_ids(self, code: int) -> tuple[int, ...]:
-        """A special token's first character carries its index; its other characters emit nothing."""
-        if code == vp.SEPARATOR_BASE:
-            return ()
-        return (self._special_ids[self.special_tokens[code - vp.SEPARATOR_BASE - 1]],)
+        return self._ids.lay_out(slots)
 
     def _check_text(self, text) -> None:
         if not isinstance(text, str):
@@ -255,10 +260,7 @@ class Tokenizer:
         self._check_text(text)
         if len(text) < VECTOR_MIN_CHARS:
             return self._encode_regex(text)
-        out: list[int] = []
-        for block in self._blocks(text):
-            out += self._encode_block(block).tolist()
-        return out
+        return self.encode_array(text).tolist()
 
     def encode_iterable(self, iterable: Iterable[str], flush_chars: int = STREAM_FLUSH_CHARS) -> Iterator[int]:
         """Lazily yield the ids of ``"".join(iterable)`` (e.g. a file opened in text mode).
@@ -304,11 +306,8 @@ class Tokenizer:
         return self.decode_bytes(list(ids)).decode("utf-8", errors="replace")
 
 
-def _lay_out(ids_of: list[tuple[int, ...]], which: np.ndarray) -> np.ndarray:
-    """``concat(ids_of[w] for w in which)`` as one gather."""
-    lengths = np.fromiter(map(len, ids_of), dtype=np.int64, count=len(ids_of))
-    flat = np.fromiter(chain.from_iterable(ids_of), dtype=np.int64, count=int(lengths.sum()))
-    offsets = np.cumsum(lengths) - lengths
-    counts = lengths[which]  # ids emitted by each pre-token in order
-    starts_out = np.cumsum(counts) - counts
-    return flat[np.repeat(offsets[which] - starts_out, counts) + np.arange(int(counts.sum()))]
+def _split(flat: np.ndarray, counts: np.ndarray, id_objects: list[int]) -> Iterator[tuple[int, ...]]:
+    """``flat`` cut into tuples of ``counts`` ids, sharing one int object per id (less memory)."""
+    ids = list(map(id_objects.__getitem__, flat.tolist()))
+    ends = np.cumsum(counts).tolist()
+    return map(tuple, map(ids.__getitem__, map(slice, [0] + ends[:-1], ends)))

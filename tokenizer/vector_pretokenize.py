@@ -8,9 +8,11 @@ Here the same split is computed from the character classes of the whole text at 
 * a pre-token starts where the class changes (a single space joins the run after it), at the
   last character of a whitespace run of two or more that precedes a non-space (GPT-2's
   ``\\s+(?!\\S)``), and around contractions (``'s 't 're 've 'm 'll 'd``) that begin a match;
-* pre-tokens are grouped by a polynomial hash, and every group is then checked character by
-  character against its first member, so the result is exact: on a collision the caller falls
-  back to the regex (``HashCollision``).
+* pre-tokens are grouped by a 64-bit key, and every group is then checked against its first
+  member, so the result is exact: a pre-token of at most 8 characters in U+0001..U+00FF is
+  keyed by its bytes (exact), longer or wider ones by a polynomial hash and are
+  compared character by character; on a collision the caller falls back to the regex
+  (``HashCollision``).
 
 The classes come from the ``regex`` module itself, so they match ``GPT2_PATTERN`` exactly; the
 tests compare both on random and real text.
@@ -30,6 +32,8 @@ from tokenizer.pretokenize import GPT2_REGEX, last_boundary, split_on_specials
 LETTER, NUMBER, OTHER, SPACE, WHITE, SEPARATOR = range(6)
 SEPARATOR_BASE = 0x110000  # code points from here on mark special tokens, never text
 BLOCK_CHARS = 1 << 20  # callers cut longer texts at boundaries: bounded memory, strong hashes
+EXACT_CHARS = 8  # pre-tokens this short (U+0001..U+00FF) are keyed by their bytes: exact
+_LOW_BYTES = np.array([(1 << 8 * k) - 1 for k in range(EXACT_CHARS + 1)], dtype=np.uint64)
 _HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so it is invertible modulo 2**64
 _HASH_BASE_INVERSE = np.uint64(pow(int(_HASH_BASE), -1, 2**64))
 _MIX = np.uint64(0xBF58476D1CE4E5B9)  # splitmix64's multiplier
@@ -60,24 +64,68 @@ def codepoints(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def pretoken_starts(cp: np.ndarray) -> np.ndarray:
+class Narrow(NamedTuple):
+    """Code points narrowed to bytes: most text lies in U+0001..U+00FF, where a nonzero byte
+    says it all."""
+
+    latin: np.ndarray  # (n + EXACT_CHARS,) uint8: the low byte of each code point, zero padded
+    wide: np.ndarray  # positions of the others (above U+00FF, or U+0000)
+
+
+def narrow(cp: np.ndarray) -> Narrow:
+    latin = np.zeros(cp.size + EXACT_CHARS, dtype=np.uint8)
+    latin[: cp.size] = cp  # keeps the low byte
+    return Narrow(latin, np.flatnonzero(cp - np.uint32(1) >= np.uint32(0xFF)))  # wraps below U+0001
+
+
+def _starts_here(prev: int, cur: int, following: int | None) -> bool:
+    """Does a pre-token start at a character of class ``cur`` between ``prev`` and ``following``
+    (``None``: the end of the text)? A single space joins the run after it."""
+    solid = cur <= OTHER
+    white, prev_white = cur in (SPACE, WHITE), prev in (SPACE, WHITE)
+    return bool(
+        (solid and ((prev <= OTHER and cur != prev) or prev == WHITE or prev == SEPARATOR))
+        or (white and not prev_white)  # a whitespace run begins
+        or (white and prev_white and following is not None and following <= OTHER)  # \s+(?!\S): last of a run
+        or cur == SEPARATOR
+    )
+
+
+_CLASSES = len(range(SEPARATOR + 1))
+# A byte table for bytes.translate (2x faster than np.take), indexed by (prev, cur, following):
+_STARTS_HERE = bytes([_starts_here(p, c, f) for p in range(_CLASSES) for c in range(_CLASSES)
+                      for f in range(_CLASSES)]).ljust(256, b"\0")
+
+
+@functools.cache
+def _latin_classes() -> bytes:
+    """The classes of U+0000..U+00FF as a bytes.translate table."""
+    return char_classes()[:256].tobytes()
+
+
+def _translate(values: np.ndarray, table: bytes, dtype=np.uint8) -> np.ndarray:
+    """``table[values]`` for uint8 ``values`` and a 256-byte table."""
+    return np.frombuffer(values.tobytes().translate(table), dtype=dtype)
+
+
+def pretoken_starts(cp: np.ndarray, narrowed: Narrow | None = None) -> np.ndarray:
     """Indices where GPT-2 pre-tokens start in the code points ``cp`` (each separator code
     point, ``>= SEPARATOR_BASE``, is a pre-token of its own and a text boundary)."""
     n = cp.size
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    c = char_classes()[np.minimum(cp, SEPARATOR_BASE)]
-    white = (c == SPACE) | (c == WHITE)
-    solid = c <= OTHER
-    prev, cur = c[:-1], c[1:]
-    next_solid = np.append(solid[2:], False)  # for i in 1..n-1: is c[i + 1] solid
-    start = np.ones(n, dtype=bool)
-    start[1:] = (
-        (solid[1:] & ((solid[:-1] & (cur != prev)) | (prev == WHITE) | (prev == SEPARATOR)))
-        | (white[1:] & ~white[:-1])  # a whitespace run begins
-        | (white[1:] & white[:-1] & next_solid)  # last of a 2+ run before a non-space: \s+(?!\S)
-        | (cur == SEPARATOR)
-    )
+    latin, wide = narrowed or narrow(cp)
+    c = _translate(latin[:n], _latin_classes()).copy()
+    c[wide] = char_classes()[np.minimum(cp[wide], SEPARATOR_BASE)]
+    start = np.empty(n, dtype=bool)
+    start[0] = True
+    if n > 2:
+        triple = c[:-2] * np.uint8(_CLASSES * _CLASSES)  # (n - 2,): classes around 1..n-2
+        triple += c[1:-1] * np.uint8(_CLASSES)
+        triple += c[2:]
+        start[1:-1] = _translate(triple, _STARTS_HERE, dtype=bool)
+    if n > 1:
+        start[-1] = _starts_here(int(c[-2]), int(c[-1]), None)
     _split_contractions(cp, start)
     return np.flatnonzero(start)
 
@@ -102,26 +150,86 @@ def _split_contractions(cp: np.ndarray, start: np.ndarray) -> None:
     start[after[after < n]] = True  # the rest of the letter run starts afresh
 
 
-@functools.cache
+class Pretokens(NamedTuple):
+    """Pre-tokens of a code-point array, each with a 64-bit key."""
+
+    starts: np.ndarray  # (t,) where each starts
+    lengths: np.ndarray  # (t,) its length in characters
+    keys: np.ndarray  # (t,) uint64: its key (see ``token_keys``)
+    exact: np.ndarray  # (t,) bool: for these, equal keys mean equal pre-tokens
+
+    def take(self, rows: np.ndarray) -> "Pretokens":
+        return Pretokens(*(field[rows] for field in self))
+
+
+def split_pretokens(cp: np.ndarray) -> Pretokens:
+    """The pre-tokens of ``cp`` (a separator code point is one of its own) and their keys."""
+    narrowed = narrow(cp)
+    starts = pretoken_starts(cp, narrowed)
+    lengths = np.diff(starts, append=cp.size)
+    return Pretokens(starts, lengths, *token_keys(cp, starts, lengths, narrowed))
+
+
+def token_keys(cp: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+               narrowed: Narrow | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(keys, exact)``: a 64-bit key of every pre-token ``cp[start:start + length]``,
+    independent of its position, and whether the key identifies it exactly.
+
+    A pre-token of at most ``EXACT_CHARS`` characters in U+0001..U+00FF (most of them in
+    European text) is keyed by its bytes, read with one unaligned 8-byte load: nonzero bytes,
+    then zeros, so the key also says the length. Longer or wider ones get a polynomial hash of
+    their characters, computed over those characters only, and need checking.
+    """
+    latin, wide = narrowed or narrow(cp)
+    # (n,): the 8 bytes that start at each position, overlapping (stride of one byte); the
+    # padding keeps every load inside
+    words = np.ndarray((cp.size,), dtype="<u8", buffer=latin, strides=(1,))
+    keys = words[starts]
+    keys &= _LOW_BYTES[np.minimum(lengths, EXACT_CHARS)]
+    exact = lengths <= EXACT_CHARS
+    if wide.size:
+        exact[np.searchsorted(starts, wide, side="right") - 1] = False
+    hashed = np.flatnonzero(~exact)
+    if hashed.size:
+        keys[hashed] = _polynomial_hashes(cp, starts[hashed], lengths[hashed])
+    return keys, exact
+
+
+def _polynomial_hashes(cp: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``sum((c + 1) * B**j)`` (mod 2**64) over the characters of each given pre-token."""
+    offsets = np.cumsum(lengths) - lengths
+    chars = cp[_positions(starts, lengths, offsets)]
+    total = chars.size
+    powers, inverse_powers = _power_tables(total)
+    prefix = np.zeros(total + 1, dtype=np.uint64)
+    np.multiply(chars + np.uint32(1), powers[:total], out=prefix[1:], dtype=np.uint64)
+    np.cumsum(prefix, out=prefix)
+    return (prefix[offsets + lengths] - prefix[offsets]) * inverse_powers[offsets]
+
+
+def _positions(starts: np.ndarray, lengths: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The positions of the characters of the given pre-tokens, one after another."""
+    return np.repeat(starts - offsets, lengths) + np.arange(int(offsets[-1] + lengths[-1]))
+
+
+_power_cache: list[tuple[np.ndarray, np.ndarray]] = []
+
+
 def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``B**i`` and ``B**-i`` (mod 2**64) for ``i < n``."""
-    powers = np.empty((2, n), dtype=np.uint64)
-    powers[:, 0] = 1
-    np.cumprod(np.full(n - 1, _HASH_BASE, dtype=np.uint64), out=powers[0, 1:])
-    np.cumprod(np.full(n - 1, _HASH_BASE_INVERSE, dtype=np.uint64), out=powers[1, 1:])
-    return powers[0], powers[1]
+    """``B**i`` and ``B**-i`` (mod 2**64) for ``i < n`` at least; grown by doubling, kept."""
+    if not _power_cache or _power_cache[0][0].size < n:
+        size = 1 << max(16, (n - 1).bit_length())
+        powers = np.empty((2, size), dtype=np.uint64)
+        powers[:, 0] = 1
+        np.cumprod(np.full(size - 1, _HASH_BASE, dtype=np.uint64), out=powers[0, 1:])
+        np.cumprod(np.full(size - 1, _HASH_BASE_INVERSE, dtype=np.uint64), out=powers[1, 1:])
+        _power_cache[:] = [(powers[0], powers[1])]
+    return _power_cache[0]
 
 
-def token_hashes(cp: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Polynomial hash (mod 2**64) of each pre-token, independent of its position."""
-    n = cp.size
-    powers, inverse_powers = _power_tables(1 << max(12, (n - 1).bit_length()))
-    prefix = np.zeros(n + 1, dtype=np.uint64)
-    np.cumsum((cp.astype(np.uint64) + np.uint64(1)) * powers[:n], out=prefix[1:])
-    ends = np.append(starts[1:], n)
-    hashes = (prefix[ends] - prefix[starts]) * inverse_powers[starts]
-    # Mix (a bijection) so that the high bits, which grouping keeps, depend on every character.
-    hashes ^= hashes >> np.uint64(31)
+def mixed_hashes(keys: np.ndarray) -> np.ndarray:
+    """A bijection of the keys whose high bits, which grouping keeps, depend on every bit."""
+    hashes = keys ^ (keys >> np.uint64(31))
     hashes *= _MIX
     hashes ^= hashes >> np.uint64(29)
     return hashes
@@ -134,14 +242,16 @@ def _group_by_hash(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     bits above the pre-token's index: equal hashes end up adjacent, first occurrence first.
     """
     t = hashes.size
-    bits = max((t - 1).bit_length(), 1)
-    keys = (hashes >> np.uint64(bits)) << np.uint64(bits) | np.arange(t, dtype=np.uint64)
+    bits = np.uint64(max((t - 1).bit_length(), 1))
+    keys = hashes >> bits
+    keys <<= bits
+    keys |= np.arange(t, dtype=np.uint64)
     keys.sort()
-    order = (keys & np.uint64((1 << bits) - 1)).astype(np.int64)
-    hashed = keys >> np.uint64(bits)
+    order = (keys & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.int64)
+    keys >>= bits
     head = np.empty(t, dtype=bool)
     head[0] = True
-    np.not_equal(hashed[1:], hashed[:-1], out=head[1:])
+    np.not_equal(keys[1:], keys[:-1], out=head[1:])
     inverse = np.empty(t, dtype=np.int64)
     inverse[order] = np.cumsum(head) - 1
     heads = np.flatnonzero(head)
@@ -158,28 +268,42 @@ class DistinctPretokens(NamedTuple):
 def distinct_pretokens(cp: np.ndarray) -> DistinctPretokens:
     """The distinct pre-tokens of ``cp`` (separators included), exact: raises
     ``HashCollision`` when two different pre-tokens share a hash."""
-    n = cp.size
-    starts = pretoken_starts(cp)
-    if n == 0:
+    tokens = split_pretokens(cp)
+    first, inverse, counts = group_pretokens(cp, tokens)
+    starts = tokens.starts[first]
+    return DistinctPretokens(starts, starts + tokens.lengths[first], counts, inverse)
+
+
+def group_pretokens(cp: np.ndarray, tokens: Pretokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(first, inverse, counts)`` of the groups of equal pre-tokens among ``tokens`` (any of
+    the pre-tokens of ``cp``), like ``np.unique``; exact: raises ``HashCollision`` when two
+    different pre-tokens share a hash."""
+    if tokens.starts.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return DistinctPretokens(empty, empty, empty, empty)
-    ends = np.append(starts[1:], n)
-    first, inverse, counts = _group_by_hash(token_hashes(cp, starts))
-    _check_groups(cp, starts, ends, first[inverse])
-    return DistinctPretokens(starts[first], ends[first], counts, inverse)
+        return empty, empty, empty
+    first, inverse, counts = _group_by_hash(mixed_hashes(tokens.keys))
+    _check_groups(cp, tokens, first[inverse])
+    return first, inverse, counts
 
 
-def _check_groups(cp: np.ndarray, starts: np.ndarray, ends: np.ndarray, representative: np.ndarray) -> None:
-    """Every pre-token must equal, character by character, the first one with its hash."""
-    lengths = ends - starts
+def _check_groups(cp: np.ndarray, tokens: Pretokens, representative: np.ndarray) -> None:
+    """Every pre-token must equal the first one with its hash: compared by key where keys are
+    exact, character by character elsewhere."""
+    starts, lengths, keys, exact = tokens
     if np.any(lengths != lengths[representative]):
         raise HashCollision
-    shift = starts[representative] - starts  # per pre-token: where its representative lies
-    if np.any(shift):
-        # (n,): each character's counterpart in the representative pre-token
-        counterpart = np.arange(cp.size) + np.repeat(shift, lengths)
-        if np.any(cp != cp[counterpart]):
-            raise HashCollision
+    by_key = exact & exact[representative]
+    if np.any((keys != keys[representative]) & by_key):
+        raise HashCollision
+    by_char = np.flatnonzero(~by_key)
+    by_char = by_char[representative[by_char] != by_char]
+    if by_char.size == 0:
+        return
+    lengths = lengths[by_char]
+    at = _positions(starts[by_char], lengths, np.cumsum(lengths) - lengths)
+    counterpart = at + np.repeat(starts[representative[by_char]] - starts[by_char], lengths)
+    if np.any(cp[at] != cp[counterpart]):
+        raise HashCollision
 
 
 def text_pretokens(block: str, cp: np.ndarray, found: DistinctPretokens) -> tuple[np.ndarray, list[str]]:
@@ -214,10 +338,13 @@ def marked_codepoints(text: str, special_find: regex.Pattern | None, special_ind
     matches = [] if special_find is None else list(special_find.finditer(text))
     if matches:
         cp = cp.copy()
-        for match in matches:
-            cp[match.start() : match.end()] = SEPARATOR_BASE
-            if special_index is not None:
-                cp[match.start()] = SEPARATOR_BASE + 1 + special_index[match.group()]
+        starts = np.fromiter(map(regex.Match.start, matches), dtype=np.int64, count=len(matches))
+        lengths = np.fromiter(map(len, map(regex.Match.group, matches)), dtype=np.int64, count=len(matches))
+        cp[_positions(starts, lengths, np.cumsum(lengths) - lengths)] = SEPARATOR_BASE
+        if special_index is not None:
+            index = np.fromiter(map(special_index.__getitem__, map(regex.Match.group, matches)), dtype=np.int64,
+                                count=len(matches))
+            cp[starts] = SEPARATOR_BASE + 1 + index
     return cp
 
 

@@ -11,26 +11,38 @@ from tokenizer.hash_table import MISSING, HashTable
 from tokenizer.pretoken_ids import PretokenIds
 
 
+@pytest.mark.parametrize("wide", [False, True], ids=["64-bit keys", "128-bit keys"])
 @pytest.mark.parametrize("probe_one_by_one_below", [0, 64, 10**9], ids=["vector", "mixed", "one by one"])
-def test_hash_table_agrees_with_a_dict_through_growth(monkeypatch, probe_one_by_one_below):
+def test_hash_table_agrees_with_a_dict_through_growth(monkeypatch, probe_one_by_one_below, wide):
     monkeypatch.setattr(hash_table, "_VECTOR_PROBES_MIN", probe_one_by_one_below)
     rng = np.random.default_rng(0)
-    table, reference = HashTable(), {}
-    # random 64-bit keys, consecutive ones (clusters) and small ones, added in several rounds
+    table, reference = HashTable(wide=wide), {}
+    # random 64-bit keys, consecutive ones (clusters) and small ones, added in several rounds;
+    # wide keys pair them with high words that repeat, so only both words tell keys apart
     pools = [rng.integers(0, 2**63, 3000, dtype=np.uint64) * np.uint64(2) + np.uint64(1),
              np.arange(10**6, 10**6 + 3000, dtype=np.uint64), np.arange(3000, dtype=np.uint64)]
-    keys = np.unique(np.concatenate(pools))
-    rng.shuffle(keys)
-    for batch in np.array_split(keys, 7):
+    low = np.unique(np.concatenate(pools))
+    high = rng.integers(0, 3, low.size, dtype=np.uint64) if wide else None
+    if wide:
+        low, high = np.concatenate([low, low]), np.concatenate([high, high + np.uint64(3)])
+    order = rng.permutation(low.size)
+    low, high = low[order], None if high is None else high[order]
+    both = (lambda k, h: list(zip(k.tolist(), h.tolist()))) if wide else (lambda k, h: k.tolist())
+    for batch in np.array_split(np.arange(low.size), 7):
         values = rng.integers(0, 2**31 - 1, batch.size).astype(np.int32)
-        table.insert(batch, values)
-        reference.update(zip(batch.tolist(), values.tolist()))
-        queries = np.concatenate([keys, rng.integers(0, 2**64 - 1, 500, dtype=np.uint64, endpoint=True)])
-        expected = [reference.get(k, MISSING) for k in queries.tolist()]
-        assert table.lookup(queries).tolist() == expected
+        batch_high = None if high is None else high[batch]
+        table.insert(low[batch], values, batch_high)
+        reference.update(zip(both(low[batch], batch_high), values.tolist()))
+        absent = rng.integers(0, 2**64 - 1, 500, dtype=np.uint64, endpoint=True)
+        queries = np.concatenate([low, absent])
+        query_high = None if high is None else np.concatenate([high, high[:500] + np.uint64(7)])
+        expected = [reference.get(k, MISSING) for k in both(queries, query_high)]
+        assert table.lookup(queries, query_high).tolist() == expected
         assert table.size == len(reference) and 2 * table.size <= table.mask + 1  # at most half full
     table.clear()
-    assert (table.lookup(keys) == MISSING).all()
+    assert (table.lookup(low, high) == MISSING).all()
+    with pytest.raises(ValueError, match="high words"):
+        table.lookup(low, None if wide else low)  # the wrong kind of key
 
 
 def test_pretoken_ids_lay_out_the_ids_of_each_slot():

@@ -94,12 +94,13 @@ def test_blocks_are_cut_at_boundaries_and_cover_the_text(small_blocks):
     assert [p for b in blocks for p in GPT2_REGEX.findall(b)] == GPT2_REGEX.findall(text)
 
 
-@pytest.mark.parametrize("text", ["ab!!", "abcdefghij!!!!!!!!!!", "日本!!", "ab\x00!", "one two, three"],
-                         ids=["short keys", "long", "wide", "nul", "lengths"])
+@pytest.mark.parametrize("text", ["ab!!", "abcdefghijkl!!!!!!!!!!!!", "abcdefghijklmnopq!!!!!!!!!!!!!!!!!", "日本!!",
+                                  "ab\x00!", "one two, three"],
+                         ids=["short key", "two-word key", "long", "wide", "nul", "lengths"])
 def test_hash_collisions_are_caught_and_fall_back_to_the_regex(monkeypatch, text):
     """Whatever shares a hash, the check finds different pre-tokens: by key (short ones), by
     character (long, wide, or with U+0000) or by length."""
-    monkeypatch.setattr(vp, "mixed_hashes", lambda keys: np.zeros(keys.size, dtype=np.uint64))  # one group
+    monkeypatch.setattr(vp, "mixed_hashes", lambda keys, high: np.zeros(keys.size, dtype=np.uint64))  # one group
     with pytest.raises(vp.HashCollision):
         vp.distinct_pretokens(vp.codepoints(text))
     assert vp.count_pretokens(text) == Counter(GPT2_REGEX.findall(text))
@@ -110,15 +111,17 @@ def polynomial_reference(token: str) -> int:
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=st.one_of(st.text(), text_strategy, st.text(alphabet=st.characters(max_codepoint=0x1FF))))
+@given(text=st.one_of(st.text(), text_strategy, st.text(alphabet=st.characters(max_codepoint=0x1FF)),
+                      st.lists(st.text(alphabet="ab é\n", min_size=7, max_size=19), max_size=8).map(" ".join)))
 def test_keys_are_the_bytes_of_short_pretokens_and_a_hash_of_the_others(text):
     cp = vp.codepoints(text)
     tokens = vp.split_pretokens(cp)
-    for start, length, key, exact in zip(*(field.tolist() for field in tokens)):
+    for start, length, key, high, exact in zip(*(field.tolist() for field in tokens)):
         token = text[start : start + length]
         assert exact == (length <= vp.EXACT_CHARS and all(0 < ord(c) < 256 for c in token))
         # an exact key is the token's Latin-1 bytes: different tokens, different keys
-        assert key == (int.from_bytes(token.encode("latin-1"), "little") if exact else polynomial_reference(token))
+        expected = int.from_bytes(token.encode("latin-1"), "little") if exact else polynomial_reference(token)
+        assert key + (high << 64) == expected
 
 
 def test_distinct_pretokens_group_every_occurrence():

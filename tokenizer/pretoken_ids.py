@@ -28,7 +28,7 @@ class PretokenIds:
     def __init__(self, separators: Sequence[tuple[int, ...]], limit: int):
         self.limit = limit
         self._separators = list(separators)
-        self._short = HashTable()  # key (the bytes) -> slot
+        self._short = HashTable(wide=True)  # key (the bytes) -> slot
         self._long: dict[str, int] = {}  # text -> slot, for the pre-tokens without exact keys
         self.clear()
 
@@ -54,7 +54,7 @@ class PretokenIds:
         separator = np.flatnonzero(first >= vp.SEPARATOR_BASE)
         slots[separator] = first[separator] - vp.SEPARATOR_BASE
         short = np.flatnonzero(tokens.exact)  # separators are never exact
-        slots[short] = self._short.lookup(tokens.keys[short])
+        slots[short] = self._short.lookup(tokens.keys[short], tokens.high[short])
         rest = np.flatnonzero(slots == MISSING)  # long, wide or new: grouped, then resolved
         if rest.size == 0:
             return slots
@@ -82,7 +82,7 @@ class PretokenIds:
         found[new] = slots = self._append(*merge(list(map(texts.__getitem__, new.tolist()))))
         is_short = distinct.exact[new]
         short = new[is_short]
-        self._short.insert(distinct.keys[short], slots[is_short].astype(np.int32))
+        self._short.insert(distinct.keys[short], slots[is_short].astype(np.int32), distinct.high[short])
         self._long.update(zip(map(texts.__getitem__, new[~is_short].tolist()), slots[~is_short].tolist()))
         return found
 

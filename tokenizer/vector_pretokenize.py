@@ -9,7 +9,7 @@ Here the same split is computed from the character classes of the whole text at 
   last character of a whitespace run of two or more that precedes a non-space (GPT-2's
   ``\\s+(?!\\S)``), and around contractions (``'s 't 're 've 'm 'll 'd``) that begin a match;
 * pre-tokens are grouped by a 64-bit key, and every group is then checked against its first
-  member, so the result is exact: a pre-token of at most 8 characters in U+0001..U+00FF is
+  member, so the result is exact: a pre-token of at most 16 characters in U+0001..U+00FF is
   keyed by its bytes (exact), longer or wider ones by a polynomial hash and are
   compared character by character; on a collision the caller falls back to the regex
   (``HashCollision``).
@@ -32,8 +32,9 @@ from tokenizer.pretokenize import GPT2_REGEX, last_boundary, split_on_specials
 LETTER, NUMBER, OTHER, SPACE, WHITE, SEPARATOR = range(6)
 SEPARATOR_BASE = 0x110000  # code points from here on mark special tokens, never text
 BLOCK_CHARS = 1 << 20  # callers cut longer texts at boundaries: bounded memory, strong hashes
-EXACT_CHARS = 8  # pre-tokens this short (U+0001..U+00FF) are keyed by their bytes: exact
-_LOW_BYTES = np.array([(1 << 8 * k) - 1 for k in range(EXACT_CHARS + 1)], dtype=np.uint64)
+EXACT_CHARS = 16  # pre-tokens this short (U+0001..U+00FF) are keyed by their bytes: exact
+_LOW_BYTES = np.array([(1 << 8 * k) - 1 for k in range(9)], dtype=np.uint64)  # masks of 0..8 bytes
+_HIGH_MIX = np.uint64(0xD6E8FEB86659FD93)
 _HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so it is invertible modulo 2**64
 _HASH_BASE_INVERSE = np.uint64(pow(int(_HASH_BASE), -1, 2**64))
 _MIX = np.uint64(0xBF58476D1CE4E5B9)  # splitmix64's multiplier
@@ -151,11 +152,12 @@ def _split_contractions(cp: np.ndarray, start: np.ndarray) -> None:
 
 
 class Pretokens(NamedTuple):
-    """Pre-tokens of a code-point array, each with a 64-bit key."""
+    """Pre-tokens of a code-point array, each with a 128-bit key."""
 
     starts: np.ndarray  # (t,) where each starts
     lengths: np.ndarray  # (t,) its length in characters
-    keys: np.ndarray  # (t,) uint64: its key (see ``token_keys``)
+    keys: np.ndarray  # (t,) uint64: its key's low word (see ``token_keys``)
+    high: np.ndarray  # (t,) uint64: its high word
     exact: np.ndarray  # (t,) bool: for these, equal keys mean equal pre-tokens
 
     def take(self, rows: np.ndarray) -> "Pretokens":
@@ -171,28 +173,32 @@ def split_pretokens(cp: np.ndarray) -> Pretokens:
 
 
 def token_keys(cp: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
-               narrowed: Narrow | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(keys, exact)``: a 64-bit key of every pre-token ``cp[start:start + length]``,
-    independent of its position, and whether the key identifies it exactly.
+               narrowed: Narrow | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(keys, high, exact)``: a 128-bit key (two words) of every pre-token
+    ``cp[start:start + length]``, independent of its position, and whether the key identifies
+    it exactly.
 
-    A pre-token of at most ``EXACT_CHARS`` characters in U+0001..U+00FF (most of them in
-    European text) is keyed by its bytes, read with one unaligned 8-byte load: nonzero bytes,
+    A pre-token of at most ``EXACT_CHARS`` characters in U+0001..U+00FF (nearly all of them in
+    European text) is keyed by its bytes, read with two unaligned 8-byte loads: nonzero bytes,
     then zeros, so the key also says the length. Longer or wider ones get a polynomial hash of
-    their characters, computed over those characters only, and need checking.
+    their characters (high word 0), computed over those characters only, and need checking.
     """
     latin, wide = narrowed or narrow(cp)
     # (n,): the 8 bytes that start at each position, overlapping (stride of one byte); the
     # padding keeps every load inside
-    words = np.ndarray((cp.size,), dtype="<u8", buffer=latin, strides=(1,))
+    words = np.ndarray((cp.size + 8,), dtype="<u8", buffer=latin, strides=(1,))
     keys = words[starts]
-    keys &= _LOW_BYTES[np.minimum(lengths, EXACT_CHARS)]
+    keys &= _LOW_BYTES[np.minimum(lengths, 8)]
+    high = words[starts + 8]
+    high &= _LOW_BYTES[np.clip(lengths - 8, 0, 8)]
     exact = lengths <= EXACT_CHARS
     if wide.size:
         exact[np.searchsorted(starts, wide, side="right") - 1] = False
     hashed = np.flatnonzero(~exact)
     if hashed.size:
         keys[hashed] = _polynomial_hashes(cp, starts[hashed], lengths[hashed])
-    return keys, exact
+        high[hashed] = 0
+    return keys, high, exact
 
 
 def _polynomial_hashes(cp: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -227,9 +233,10 @@ def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _power_cache[0]
 
 
-def mixed_hashes(keys: np.ndarray) -> np.ndarray:
-    """A bijection of the keys whose high bits, which grouping keeps, depend on every bit."""
-    hashes = keys ^ (keys >> np.uint64(31))
+def mixed_hashes(keys: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """A hash of the keys whose high bits, which grouping keeps, depend on every bit."""
+    hashes = keys ^ high * _HIGH_MIX
+    hashes ^= hashes >> np.uint64(31)
     hashes *= _MIX
     hashes ^= hashes >> np.uint64(29)
     return hashes
@@ -281,7 +288,7 @@ def group_pretokens(cp: np.ndarray, tokens: Pretokens) -> tuple[np.ndarray, np.n
     if tokens.starts.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    first, inverse, counts = _group_by_hash(mixed_hashes(tokens.keys))
+    first, inverse, counts = _group_by_hash(mixed_hashes(tokens.keys, tokens.high))
     _check_groups(cp, tokens, first[inverse])
     return first, inverse, counts
 
@@ -289,11 +296,11 @@ def group_pretokens(cp: np.ndarray, tokens: Pretokens) -> tuple[np.ndarray, np.n
 def _check_groups(cp: np.ndarray, tokens: Pretokens, representative: np.ndarray) -> None:
     """Every pre-token must equal the first one with its hash: compared by key where keys are
     exact, character by character elsewhere."""
-    starts, lengths, keys, exact = tokens
+    starts, lengths, keys, high, exact = tokens
     if np.any(lengths != lengths[representative]):
         raise HashCollision
     by_key = exact & exact[representative]
-    if np.any((keys != keys[representative]) & by_key):
+    if np.any(((keys != keys[representative]) | (high != high[representative])) & by_key):
         raise HashCollision
     by_char = np.flatnonzero(~by_key)
     by_char = by_char[representative[by_char] != by_char]

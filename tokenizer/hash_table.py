@@ -1,8 +1,9 @@
 """An open-addressing hash table that numpy probes for many keys at once.
 
-Keys are 64-bit integers, or pairs of them (``low``, ``high``: 16 bytes of text), values int32. Python dicts answer one key per call (~50 ns plus
-building the key object); encoding asks about hundreds of thousands of keys per block, so one
-vectorised probe per round of linear probing costs far less. Used for merge ranks
+Keys are 64-bit integers, or pairs of them (``low``, ``high``: 16 bytes of text), values
+int32. Python dicts answer one key per call (~50 ns plus building the key object); encoding
+asks about hundreds of thousands of keys per block, so one vectorised probe per round of
+linear probing costs far less. Used for merge ranks
 (``bpe_batch.PairTable``) and for the slots of short pre-tokens (``pretoken_ids``).
 """
 

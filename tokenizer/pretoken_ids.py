@@ -70,8 +70,7 @@ class PretokenIds:
     def _resolve(self, block: str, distinct: vp.Pretokens, merge: Merger) -> np.ndarray:
         """Slots of distinct pre-tokens that the short-key table lacks: long ones known by
         text, the others new (merged, then stored)."""
-        texts = list(map(block.__getitem__, map(slice, distinct.starts.tolist(),
-                                                (distinct.starts + distinct.lengths).tolist())))
+        texts = vp.span_texts(block, distinct.starts, distinct.starts + distinct.lengths)
         found = np.full(len(texts), MISSING, dtype=np.int64)  # a short key missing from the table is new
         long = np.flatnonzero(~distinct.exact)
         found[long] = np.fromiter(map(self._long.get, map(texts.__getitem__, long.tolist()), repeat(MISSING)),
@@ -102,9 +101,7 @@ class PretokenIds:
     def lay_out(self, slots: np.ndarray) -> np.ndarray:
         """``concat(ids of slot s for s in slots)`` as one gather."""
         counts = self._count[slots]  # ids emitted by each pre-token in order
-        starts_out = np.cumsum(counts) - counts
-        total = int(starts_out[-1] + counts[-1]) if slots.size else 0
-        return self._ids[np.repeat(self._offset[slots] - starts_out, counts) + np.arange(total)]
+        return self._ids[vp.span_positions(self._offset[slots], counts, np.cumsum(counts) - counts)]
 
 
 def _room_for(array: np.ndarray, size: int) -> np.ndarray:

@@ -8,10 +8,10 @@ Here the same split is computed from the character classes of the whole text at 
 * a pre-token starts where the class changes (a single space joins the run after it), at the
   last character of a whitespace run of two or more that precedes a non-space (GPT-2's
   ``\\s+(?!\\S)``), and around contractions (``'s 't 're 've 'm 'll 'd``) that begin a match;
-* pre-tokens are grouped by a 64-bit key, and every group is then checked against its first
+* pre-tokens are grouped by a 128-bit key, and every group is then checked against its first
   member, so the result is exact: a pre-token of at most 16 characters in U+0001..U+00FF is
-  keyed by its bytes (exact), longer or wider ones by a polynomial hash and are
-  compared character by character; on a collision the caller falls back to the regex
+  keyed by its bytes (exact), longer or wider ones by a polynomial hash and are compared
+  character by character; on a collision the caller falls back to the regex
   (``HashCollision``).
 
 The classes come from the ``regex`` module itself, so they match ``GPT2_PATTERN`` exactly; the
@@ -204,7 +204,7 @@ def token_keys(cp: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
 def _polynomial_hashes(cp: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """``sum((c + 1) * B**j)`` (mod 2**64) over the characters of each given pre-token."""
     offsets = np.cumsum(lengths) - lengths
-    chars = cp[_positions(starts, lengths, offsets)]
+    chars = cp[span_positions(starts, lengths, offsets)]
     total = chars.size
     powers, inverse_powers = _power_tables(total)
     prefix = np.zeros(total + 1, dtype=np.uint64)
@@ -213,9 +213,16 @@ def _polynomial_hashes(cp: np.ndarray, starts: np.ndarray, lengths: np.ndarray) 
     return (prefix[offsets + lengths] - prefix[offsets]) * inverse_powers[offsets]
 
 
-def _positions(starts: np.ndarray, lengths: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The positions of the characters of the given pre-tokens, one after another."""
-    return np.repeat(starts - offsets, lengths) + np.arange(int(offsets[-1] + lengths[-1]))
+def span_positions(starts: np.ndarray, lengths: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """The positions of the spans ``[start, start + length)``, one span after another
+    (``offsets``: where each span begins in the result, the running sum of ``lengths``)."""
+    total = int(offsets[-1] + lengths[-1]) if lengths.size else 0
+    return np.repeat(starts - offsets, lengths) + np.arange(total)
+
+
+def span_texts(text: str, starts: np.ndarray, ends: np.ndarray) -> list[str]:
+    """``text[start:end]`` for each span."""
+    return list(map(text.__getitem__, map(slice, starts.tolist(), ends.tolist())))
 
 
 _power_cache: list[tuple[np.ndarray, np.ndarray]] = []
@@ -307,7 +314,7 @@ def _check_groups(cp: np.ndarray, tokens: Pretokens, representative: np.ndarray)
     if by_char.size == 0:
         return
     lengths = lengths[by_char]
-    at = _positions(starts[by_char], lengths, np.cumsum(lengths) - lengths)
+    at = span_positions(starts[by_char], lengths, np.cumsum(lengths) - lengths)
     counterpart = at + np.repeat(starts[representative[by_char]] - starts[by_char], lengths)
     if np.any(cp[at] != cp[counterpart]):
         raise HashCollision
@@ -316,8 +323,7 @@ def _check_groups(cp: np.ndarray, tokens: Pretokens, representative: np.ndarray)
 def text_pretokens(block: str, cp: np.ndarray, found: DistinctPretokens) -> tuple[np.ndarray, list[str]]:
     """The rows of ``found`` that are text, not special-token separators, and their strings."""
     rows = np.flatnonzero(cp[found.starts] < SEPARATOR_BASE)
-    spans = map(slice, found.starts[rows].tolist(), found.ends[rows].tolist())
-    return rows, list(map(block.__getitem__, spans))
+    return rows, span_texts(block, found.starts[rows], found.ends[rows])
 
 
 def boundary_blocks(text: str, special_find: regex.Pattern | None, max_special: int) -> Iterator[str]:
@@ -347,7 +353,7 @@ def marked_codepoints(text: str, special_find: regex.Pattern | None, special_ind
         cp = cp.copy()
         starts = np.fromiter(map(regex.Match.start, matches), dtype=np.int64, count=len(matches))
         lengths = np.fromiter(map(len, map(regex.Match.group, matches)), dtype=np.int64, count=len(matches))
-        cp[_positions(starts, lengths, np.cumsum(lengths) - lengths)] = SEPARATOR_BASE
+        cp[span_positions(starts, lengths, np.cumsum(lengths) - lengths)] = SEPARATOR_BASE
         if special_index is not None:
             index = np.fromiter(map(special_index.__getitem__, map(regex.Match.group, matches)), dtype=np.int64,
                                 count=len(matches))

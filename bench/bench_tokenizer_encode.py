@@ -25,12 +25,12 @@ from pathlib import Path
 
 from bench.common import write_results
 from bench.tokenizer_benchlib import EOT, machine_load, run_job
-from tokenizer import Tokenizer, encode_file
-from tokenizer.chunks import default_workers
-from tokenizer.pretokenize import GPT2_PATTERN
-from tokenizer.tokenfile import open_tokens
-from tokenizer.vocab_files import load_vocab
-from util.corpora import SharedDataMissing, fixture_path, shared_corpus
+from tritonlm.tokenizer import Tokenizer, encode_file
+from tritonlm.tokenizer.chunks import default_workers
+from tritonlm.tokenizer.pretokenize import GPT2_PATTERN
+from tritonlm.tokenizer.tokenfile import open_tokens
+from tritonlm.tokenizer.vocab_files import load_vocab
+from tritonlm.util.corpora import SharedDataMissing, fixture_path, shared_corpus
 
 
 def gpt2_peers():

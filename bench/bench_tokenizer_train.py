@@ -23,9 +23,9 @@ from pathlib import Path
 
 from bench.common import RESULTS_DIR, write_results
 from bench.tokenizer_benchlib import machine_load, run_job, summarise
-from tokenizer.chunks import default_workers
-from util.corpora import SharedDataMissing, shared_corpus
-from util.plotting import pyplot, save_figure
+from tritonlm.tokenizer.chunks import default_workers
+from tritonlm.util.corpora import SharedDataMissing, shared_corpus
+from tritonlm.util.plotting import pyplot, save_figure
 
 
 DEFAULT_CORPUS = "gutenberg_train"

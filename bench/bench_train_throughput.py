@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.common import device_slug
-from model import ModelConfig, TransformerLM
-from train import AdamW, clip_grad_norm
-from util.atomic import write_json_atomic
-from util.runinfo import run_metadata
+from tritonlm.model import ModelConfig, TransformerLM
+from tritonlm.train import AdamW, clip_grad_norm
+from tritonlm.util.atomic import write_json_atomic
+from tritonlm.util.runinfo import run_metadata
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

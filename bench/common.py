@@ -16,10 +16,10 @@ from typing import Callable, Iterable
 
 import torch
 
-from util.atomic import write_json_atomic
-from util.runinfo import device_description
-from util.runinfo import device_peaks as known_device_peaks
-from util.runinfo import run_metadata
+from tritonlm.util.atomic import write_json_atomic
+from tritonlm.util.runinfo import device_description
+from tritonlm.util.runinfo import device_peaks as known_device_peaks
+from tritonlm.util.runinfo import run_metadata
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -165,7 +165,7 @@ def format_table(rows: list[dict]) -> str:
 
 def plot_speedups(rows: list[dict], path: Path) -> Path:
     """Bar chart of Triton's speed-up over the best peer per case (PNG, Agg backend)."""
-    from util.plotting import pyplot, save_figure
+    from tritonlm.util.plotting import pyplot, save_figure
 
     mine = [r for r in rows if r["provider"] == "triton" and r["speedup_vs_best_peer"]]
     labels = [f"{r['op']} {r['case']} {r['direction']}" for r in mine]

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from tokenizer import END_OF_TEXT
-from util.process_memory import run_sampling_memory, status_kb
+from tritonlm.tokenizer import END_OF_TEXT
+from tritonlm.util.process_memory import run_sampling_memory, status_kb
 
 REPO = Path(__file__).resolve().parent.parent
 EOT = END_OF_TEXT
@@ -47,8 +47,8 @@ def machine_load() -> dict:
 # ---- jobs (run in the child) ---------------------------------------------------------------
 
 def job_train_ours(path: str, vocab_size: str, workers: str) -> dict:
-    from tokenizer.trainer import count_pretokens
-    from tokenizer.merges import learn_merges
+    from tritonlm.tokenizer.trainer import count_pretokens
+    from tritonlm.tokenizer.merges import learn_merges
 
     start = time.perf_counter()
     counts = count_pretokens(path, [EOT], num_workers=int(workers))
@@ -77,8 +77,8 @@ def job_train_hf(path: str, vocab_size: str, workers: str) -> dict:
 def job_stream_encode(path: str) -> dict:
     """Stream-encode a file; peak extra memory from VmHWM (ru_maxrss would include the parent's
     peak from before exec)."""
-    from tokenizer import Tokenizer
-    from util.corpora import fixture_path
+    from tritonlm.tokenizer import Tokenizer
+    from tritonlm.util.corpora import fixture_path
 
     tok = Tokenizer.from_files(fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt"), [EOT])
     (baseline,) = status_kb(os.getpid(), ("VmRSS",))

@@ -70,7 +70,7 @@ def attention_row_block() -> int:
 # autotuned over on the GPU, per regime: 16-bit inputs with head dim <= 64, 16-bit with larger
 # head dims (more warps, so the (rows x head_dim) float32 accumulators fit in registers), and
 # float32 inputs (exact float32 dots run on the FMA units: small tiles, or registers spill).
-# Checked with `python -m kernels.compile_check` (shared memory, registers, spills on sm_90).
+# Checked with `python -m tritonlm.kernels.compile_check` (shared memory, registers, spills on sm_90).
 _ATTENTION_TILES = {
     ("forward", "small_d"): [(128, 64, 4, 3), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 4)],
     ("forward", "large_d"): [(128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 128, 8, 3)],

@@ -6,9 +6,9 @@ Triton's whole pipeline (TTIR -> TTGIR -> LLVM -> PTX -> cubin with the bundled 
 kernel at the configurations its launcher uses on a GPU, and reports the shared memory each needs
 and, from ``ptxas -v``, its registers and spills.
 
-    python -m kernels.compile_check             # every kernel x dtype x config (minutes)
-    python -m kernels.compile_check --quick     # one representative per kernel and path (CI)
-    python -m kernels.compile_check --arch 100  # another architecture (default 90 = H100)
+    python -m tritonlm.kernels.compile_check             # every kernel x dtype x config (minutes)
+    python -m tritonlm.kernels.compile_check --quick     # one representative per kernel and path (CI)
+    python -m tritonlm.kernels.compile_check --arch 100  # another architecture (default 90 = H100)
 
 It must run with ``TRITON_INTERPRET`` unset: the interpreter replaces the compiled kernels.
 """
@@ -104,7 +104,7 @@ def compile_spec(spec: KernelSpec, arch: int) -> CompileReport:
 def _row_specs(dtypes: list[str], quick: bool) -> list[KernelSpec]:
     from ._blocks import row_blocks
 
-    rms, smx, ce = (importlib.import_module(f"kernels.{m}") for m in ("rmsnorm", "softmax", "cross_entropy"))
+    rms, smx, ce = (importlib.import_module(f"tritonlm.kernels.{m}") for m in ("rmsnorm", "softmax", "cross_entropy"))
     widths = [4096, 50304] if quick else [1024, 4096, 16384, 50304]
     specs = []
     for dt in dtypes:
@@ -140,7 +140,7 @@ def _attention_specs(dtypes: list[str], quick: bool) -> list[KernelSpec]:
     from ._attention_tiles import dot_precision
     from ._blocks import attention_row_block, attention_tiles, head_dim_block
 
-    fwd, bwd = (importlib.import_module(f"kernels.{m}") for m in ("attention", "_attention_backward"))
+    fwd, bwd = (importlib.import_module(f"tritonlm.kernels.{m}") for m in ("attention", "_attention_backward"))
     import torch
 
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

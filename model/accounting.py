@@ -164,6 +164,6 @@ def max_batch_size(cfg: ModelConfig, memory_bytes: int, seq_len: int | None = No
 
 
 if __name__ == "__main__":
-    from model.accounting_report import main
+    from tritonlm.model.accounting_report import main
 
     raise SystemExit(main())

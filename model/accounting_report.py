@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from util.atomic import write_json_atomic
-from util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
+from tritonlm.util.atomic import write_json_atomic
+from tritonlm.util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
 
 from .accounting import GIB, count_parameters, forward_flops, max_batch_size, parameter_counts, training_memory
 from .config import ModelConfig

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import torch
 
-import kernels
-
+from tritonlm import kernels
 from .config import KernelPlan
 from .layers import KernelModule, Linear, RMSNorm, RotaryPositionalEmbedding
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from kernels import BACKENDS, resolve_backend
+from tritonlm.kernels import BACKENDS, resolve_backend
 
 NORM_CHOICES = ("pre", "post", "none")
 POSITION_CHOICES = ("rope", "none")

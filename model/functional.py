@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels import attention_reference, softmax_reference
+from tritonlm.kernels import attention_reference, softmax_reference
 
 
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:

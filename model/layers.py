@@ -12,8 +12,7 @@ import math
 import torch
 from torch import nn
 
-import kernels
-
+from tritonlm import kernels
 from .config import KernelPlan
 from .functional import silu, silu_gate
 

@@ -12,8 +12,7 @@ from dataclasses import fields
 import torch
 from torch import nn
 
-import kernels
-
+from tritonlm import kernels
 from .attention import KVCache, LayerKVCache, MultiHeadSelfAttention
 from .config import KernelPlan, ModelConfig
 from .layers import Embedding, KernelModule, Linear, RMSNorm, SiLUFFN, SwiGLU

@@ -16,7 +16,7 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
-from util.corpora import SharedDataMissing, fixture_path, shared_corpus  # noqa: E402
+from tritonlm.util.corpora import SharedDataMissing, fixture_path, shared_corpus  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -77,7 +77,7 @@ def gpt2_files():
 @pytest.fixture(scope="module")
 def gpt2(gpt2_files):
     """Our tokenizer on the GPT-2 files, with <|endoftext|> as a special token."""
-    from tokenizer import Tokenizer
+    from tritonlm.tokenizer import Tokenizer
 
     return Tokenizer.from_files(*gpt2_files, special_tokens=[GPT2_EOT])
 
@@ -86,8 +86,8 @@ def gpt2(gpt2_files):
 def tiktoken_gpt2(gpt2_files):
     """tiktoken's Encoding built offline from the same files: ranks = vocab ids."""
     tiktoken = pytest.importorskip("tiktoken")
-    from tokenizer.pretokenize import GPT2_PATTERN
-    from tokenizer.vocab_files import load_vocab
+    from tritonlm.tokenizer.pretokenize import GPT2_PATTERN
+    from tritonlm.tokenizer.vocab_files import load_vocab
 
     ranks = {token: i for i, token in load_vocab(gpt2_files[0]).items() if token != GPT2_EOT.encode()}
     return tiktoken.Encoding("gpt2-fixture", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,

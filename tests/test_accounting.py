@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from model import TransformerLM, presets
-from model.accounting import (
+from tritonlm.model import TransformerLM, presets
+from tritonlm.model.accounting import (
     GIB,
     activation_elements,
     count_parameters,
@@ -22,7 +22,7 @@ from model.accounting import (
     training_flops,
     training_memory,
 )
-from model.accounting_report import main
+from tritonlm.model.accounting_report import main
 
 ABLATIONS = [{}, {"norm": "post"}, {"norm": "none"}, {"ffn": "silu"}, {"qk_norm": True},
              {"tie_embeddings": True}, {"positions": "none", "d_ff": 77}]

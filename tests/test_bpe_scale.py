@@ -10,12 +10,12 @@ import sys
 import pytest
 
 from tests.conftest import assert_user_error, run_cli
-from tokenizer.vocab_files import load_vocab
-from train.experiments import bpe_scale
-from train.experiments.bpe_scale import BpeCase, compare_vocabularies
-from train.experiments.results import main as results_main
-from util.process_memory import run_sampling_memory
-from util.runinfo import git_sha
+from tritonlm.tokenizer.vocab_files import load_vocab
+from tritonlm.train.experiments import bpe_scale
+from tritonlm.train.experiments.bpe_scale import BpeCase, compare_vocabularies
+from tritonlm.train.experiments.results import main as results_main
+from tritonlm.util.process_memory import run_sampling_memory
+from tritonlm.util.runinfo import git_sha
 
 HOLD_150_MB = "b = b'x' * 150_000_000; import time; time.sleep(1.5)"
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import assert_user_error, run_cli
-from model import TransformerLM, presets
-from train.checkpoint import save_checkpoint
+from tritonlm.model import TransformerLM, presets
+from tritonlm.train.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def test_bad_budget_and_unknown_flag(tmp_path):
 
 _PREPARE = """
 import sys
-from train.leaderboard.data import DataSettings, prepare_data
+from tritonlm.train.leaderboard.data import DataSettings, prepare_data
 data = prepare_data(None, None, DataSettings(vocab_size=300, tokenizer_train_bytes=200_000,
                                              story_train_bytes=400_000, story_val_bytes=20_000))
 print(data.train_tokens, data.val_tokens, data.tokenizer_dir)
@@ -51,8 +51,8 @@ def test_two_jobs_share_the_data_cache_at_once(tmp_path):
         assert job.returncode == 0, err[-3000:]
     paths = [out.splitlines()[-1] for out, _ in outputs]  # (one may reuse what the other made first)
     assert paths[0] == paths[1]
-    from tokenizer import Tokenizer
-    from tokenizer.tokenfile import read_token_header
+    from tritonlm.tokenizer import Tokenizer
+    from tritonlm.tokenizer.tokenfile import read_token_header
 
     train_tokens, val_tokens, tokenizer_dir = paths[0].split()
     assert read_token_header(train_tokens).num_tokens > 0 and read_token_header(val_tokens).num_tokens > 0

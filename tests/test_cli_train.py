@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, assert_user_error, run_cli, snapshot
-from tokenizer.tokenfile import write_tokens
+from tritonlm.tokenizer.tokenfile import write_tokens
 
 TINY = ["--model.vocab_size=64", "--model.context_length=16", "--model.d_model=32", "--model.num_layers=1",
         "--model.num_heads=2", "--batch_size=4", "--eval_iters=1", "--progress=false", "--device=cpu"]
@@ -70,7 +70,7 @@ def test_failed_resume_changes_nothing_and_stale_temporaries_are_cleaned(tmp_pat
 def test_second_job_on_the_same_run_folder_refuses(tmp_path, tokens):
     run = tmp_path / "run"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from train.setup import RunLock; "
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tritonlm.train.setup import RunLock; "
          f"Path({str(run)!r}).mkdir(); lock = RunLock(Path({str(run)!r})); print('locked', flush=True); time.sleep(60)"],
         cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:

@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from model import ModelConfig
-from tokenizer.tokenfile import write_tokens
-from train import read_checkpoint
-from train.config import TrainConfig
-from train.distributed import env_dist_info, init_distributed, rank_device, shutdown_distributed
-from train.loop import Trainer, run_training
-from train.metrics import read_metrics
+from tritonlm.model import ModelConfig
+from tritonlm.tokenizer.tokenfile import write_tokens
+from tritonlm.train import read_checkpoint
+from tritonlm.train.config import TrainConfig
+from tritonlm.train.distributed import env_dist_info, init_distributed, rank_device, shutdown_distributed
+from tritonlm.train.loop import Trainer, run_training
+from tritonlm.train.metrics import read_metrics
 
 VOCAB = 48
 

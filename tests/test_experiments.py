@@ -8,16 +8,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from model import ModelConfig
-from tokenizer.tokenfile import write_tokens
-from train.config import TrainConfig
-from train.experiments.cli import ablation_runs, batch_size_runs, default_batch_sizes, lr_sweep_runs, main
-from train.experiments.sweep import RunSpec, Sweep, run_sweep
-from train.experiments.writeup_checks import lr_toy
-from train.leaderboard.stories import generate_corpus
-from train.loop import NonFiniteLossError
-from train.reporting import fmt
-from util.cli import apply_overrides
+from tritonlm.model import ModelConfig
+from tritonlm.tokenizer.tokenfile import write_tokens
+from tritonlm.train.config import TrainConfig
+from tritonlm.train.experiments.cli import ablation_runs, batch_size_runs, default_batch_sizes, lr_sweep_runs, main
+from tritonlm.train.experiments.sweep import RunSpec, Sweep, run_sweep
+from tritonlm.train.experiments.writeup_checks import lr_toy
+from tritonlm.train.leaderboard.stories import generate_corpus
+from tritonlm.train.loop import NonFiniteLossError
+from tritonlm.train.reporting import fmt
+from tritonlm.util.cli import apply_overrides
 
 
 def _base(tmp_path) -> TrainConfig:

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from kernels import resolve_backend
-from util.corpora import SharedDataMissing, shared_corpus
-from tokenizer.tokenfile import (
+from tritonlm.kernels import resolve_backend
+from tritonlm.util.corpora import SharedDataMissing, shared_corpus
+from tritonlm.tokenizer.tokenfile import (
     TokenFileError,
     TokenFileWriter,
     dtype_for_vocab,
     open_tokens,
     write_tokens,
 )
-from util.runinfo import run_metadata
+from tritonlm.util.runinfo import run_metadata
 
 
 @pytest.mark.parametrize("vocab_size, dtype", [(256, np.uint16), (65536, np.uint16), (65537, np.uint32), (100_000, np.uint32)])
@@ -111,7 +111,7 @@ def test_run_metadata_names_code_versions_and_device():
     import re
     import subprocess
 
-    from util import runinfo
+    from tritonlm.util import runinfo
 
     meta = run_metadata()
     assert torch.__version__.startswith(meta["versions"]["torch"].split("+")[0])
@@ -124,7 +124,7 @@ def test_run_metadata_names_code_versions_and_device():
 def test_git_sha_is_dirty_for_changed_code_but_not_for_rewritten_results(tmp_path, monkeypatch):
     import subprocess
 
-    from util import runinfo
+    from tritonlm.util import runinfo
 
     def git(*args):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
@@ -149,7 +149,7 @@ def test_git_sha_is_dirty_for_changed_code_but_not_for_rewritten_results(tmp_pat
 
 
 def test_git_sha_outside_a_checkout_is_unknown(tmp_path, monkeypatch):
-    from util import runinfo
+    from tritonlm.util import runinfo
 
     monkeypatch.setattr(runinfo, "REPO_ROOT", tmp_path)
     assert runinfo.git_sha() == "unknown"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model import TransformerLM, presets
-from train.checkpoint import save_checkpoint
-from train.generate import generate, main, next_token_distribution, sample_next, top_p_filter
-from train.run_folder import find_tokenizer_dir, load_model
+from tritonlm.model import TransformerLM, presets
+from tritonlm.train.checkpoint import save_checkpoint
+from tritonlm.train.generate import generate, main, next_token_distribution, sample_next, top_p_filter
+from tritonlm.train.run_folder import find_tokenizer_dir, load_model
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_tokenizer_folder_is_found_beside_the_run_or_through_the_leaderboard_rep
 
 
 def test_cli_uses_the_bpe_tokenizer_saved_in_the_run_folder(tmp_path, capsys):
-    from tokenizer import Tokenizer, train_bpe
+    from tritonlm.tokenizer import Tokenizer, train_bpe
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat.<|endoftext|>the dog sat on the log.<|endoftext|>" * 20)

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels import attention, attention_reference
-from kernels._testing import assert_all_close, output_and_grads
+from tritonlm.kernels import attention, attention_reference
+from tritonlm.kernels._testing import assert_all_close, output_and_grads
 
 DTYPES = [
     pytest.param(torch.float32, 2e-5, 1e-4, id="fp32"),
@@ -99,7 +99,7 @@ import os, sys, torch
 if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
 import torch.nn.functional as F
-import kernels
+from tritonlm import kernels
 device = "cuda" if torch.cuda.is_available() else "cpu"
 seq, d, stride = 20, 16, 2**27
 storage = torch.empty(stride * (seq - 1) + 3 * d, dtype=torch.float16, device=device)
@@ -134,8 +134,8 @@ def test_attention_row_offsets_past_2_to_the_31_elements():
 
 
 def test_attention_grid_puts_batch_heads_on_the_unbounded_axis(device):
-    from kernels._attention_tiles import MAX_GRID_YZ, attention_grid
-    from kernels._testing import record_launches
+    from tritonlm.kernels._attention_tiles import MAX_GRID_YZ, attention_grid
+    from tritonlm.kernels._testing import record_launches
 
     q, k, v, do = _inputs(device, (3, 5, 37, 16), seed=11)
     with record_launches() as log:
@@ -148,7 +148,7 @@ def test_attention_grid_puts_batch_heads_on_the_unbounded_axis(device):
 
 
 def test_attention_refuses_sequences_longer_than_the_grid_covers():
-    from kernels._attention_tiles import MAX_SEQ_LEN
+    from tritonlm.kernels._attention_tiles import MAX_SEQ_LEN
 
     q = torch.empty(1, 1, MAX_SEQ_LEN + 1, 16, device="meta")
     with pytest.raises(ValueError, match="exceed the .* the launch grid covers"):

@@ -9,12 +9,12 @@ import sys
 import pytest
 import torch
 
-import kernels
-from kernels.attention import attention_forward
-from kernels.cross_entropy import cross_entropy_losses
-from kernels.linear_cross_entropy import LinearCrossEntropyFunction
-from kernels.rmsnorm import rmsnorm_forward
-from kernels.softmax import softmax_forward
+from tritonlm import kernels
+from tritonlm.kernels.attention import attention_forward
+from tritonlm.kernels.cross_entropy import cross_entropy_losses
+from tritonlm.kernels.linear_cross_entropy import LinearCrossEntropyFunction
+from tritonlm.kernels.rmsnorm import rmsnorm_forward
+from tritonlm.kernels.softmax import softmax_forward
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_triton_without_gpu_or_interpreter_fails_with_the_backend_message():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     code = (
-        "import torch, kernels\n"
+        "import torch\nfrom tritonlm import kernels\n"
         "try:\n"
         "    kernels.rmsnorm(torch.randn(2, 3), torch.ones(3), backend='triton')\n"
         "except RuntimeError as e:\n"

@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_every_kernel_compiles_for_sm90():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = subprocess.run([sys.executable, "-m", "kernels.compile_check", "--quick", "--arch", "90"], env=env,
+    out = subprocess.run([sys.executable, "-m", "tritonlm.kernels.compile_check", "--quick", "--arch", "90"], env=env,
                          cwd=REPO, capture_output=True, text=True, timeout=600)
     report = out.stdout + out.stderr[-3000:]
     assert out.returncode == 0, report
@@ -32,6 +32,6 @@ def test_every_kernel_compiles_for_sm90():
 
 def test_compile_check_refuses_to_run_under_the_interpreter():
     env = dict(os.environ, TRITON_INTERPRET="1")
-    out = subprocess.run([sys.executable, "-m", "kernels.compile_check", "--quick"], env=env, cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "tritonlm.kernels.compile_check", "--quick"], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "unset TRITON_INTERPRET" in out.stderr

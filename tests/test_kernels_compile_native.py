@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels._testing import record_launches
-from model import TransformerLM
-from model.presets import tiny
+from tritonlm.kernels._testing import record_launches
+from tritonlm.model import TransformerLM
+from tritonlm.model.presets import tiny
 
 BACKEND = "inductor" if torch.cuda.is_available() else "aot_eager"
 
@@ -93,8 +93,7 @@ def test_lm_with_triton_kernels_compiles_fullgraph_and_trains_like_eager(device)
 
 def test_every_triton_entry_point_compiles_fullgraph(device):
     """rmsnorm, softmax, attention and both losses in one compiled function, no graph break."""
-    import kernels
-
+    from tritonlm import kernels
     def step(x, w, q, k, v, head, targets):
         y = kernels.rmsnorm(x, w, backend="triton")
         s = kernels.softmax(y, dim=0, backend="triton")
@@ -124,8 +123,8 @@ _TRACE_ON_FAKE_CUDA = """
 import torch
 from functorch.compile import aot_function, make_boxed_func
 from torch._subclasses.fake_tensor import FakeTensorMode
-import kernels
-from kernels._ops import traceable_kernels
+from tritonlm import kernels
+from tritonlm.kernels._ops import traceable_kernels
 assert traceable_kernels()
 graphs = []
 def keep(gm, _):
@@ -168,8 +167,8 @@ def test_gpu_operators_trace_into_their_triton_kernels_without_a_gpu():
 def test_compiled_lm_module_runs_a_training_step(device):
     """``torch.compile(model, fullgraph=True)`` itself (the module, as a user compiles it): its
     logits through the Triton cross-entropy, one optimizer step, the same as eager."""
-    import kernels
-    from train.optim import AdamW
+    from tritonlm import kernels
+    from tritonlm.train.optim import AdamW
 
     ids = torch.randint(0, 97, (2, 17), generator=torch.Generator().manual_seed(2)).to(device)
     after = {}

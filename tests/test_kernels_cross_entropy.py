@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels import cross_entropy, cross_entropy_reference, linear_cross_entropy, linear_cross_entropy_reference
-from kernels._testing import assert_all_close, output_and_grads
-from kernels.linear_cross_entropy import LinearCrossEntropyFunction
+from tritonlm.kernels import cross_entropy, cross_entropy_reference, linear_cross_entropy, linear_cross_entropy_reference
+from tritonlm.kernels._testing import assert_all_close, output_and_grads
+from tritonlm.kernels.linear_cross_entropy import LinearCrossEntropyFunction
 
 DTYPES = [
     pytest.param(torch.float32, 1e-5, 1e-5, id="fp32"),
@@ -267,8 +267,8 @@ def test_cross_entropy_online_pass_takes_one_exponential_per_element(device, sof
     soft-capped; a per-lane running max would take two for the sum alone."""
     if device != "cpu":
         pytest.skip("counts the interpreter's exponentials")
-    from kernels._blocks import row_blocks
-    from kernels.cross_entropy import _INTERPRETER_MAX_BLOCK
+    from tritonlm.kernels._blocks import row_blocks
+    from tritonlm.kernels.cross_entropy import _INTERPRETER_MAX_BLOCK
 
     vocab = 10_000
     blocks = row_blocks(vocab, interpreter_max_block=_INTERPRETER_MAX_BLOCK)

@@ -13,10 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import kernels
-from kernels._testing import assert_all_close, output_and_grads, record_launches
-from model import TransformerLM
-from model.presets import tiny
+from tritonlm import kernels
+from tritonlm.kernels._testing import assert_all_close, output_and_grads, record_launches
+from tritonlm.model import TransformerLM
+from tritonlm.model.presets import tiny
 
 RMSNORM_FWD, RMSNORM_BWD = "_rmsnorm_forward_kernel", "_rmsnorm_backward_kernel"
 SOFTMAX_FWD, SOFTMAX_BWD = "_softmax_forward_kernel", "_softmax_backward_kernel"
@@ -179,7 +179,7 @@ def test_model_training_step_runs_every_training_kernel(device):
 
 
 def test_decoding_samples_through_the_triton_softmax(device):
-    from train.generate import generate
+    from tritonlm.train.generate import generate
 
     model = _tiny_triton_lm(device).eval()
     with record_launches() as log:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model import TransformerLM
-from model.presets import tiny
-from train.optim import AdamW
+from tritonlm.model import TransformerLM
+from tritonlm.model.presets import tiny
+from tritonlm.train.optim import AdamW
 
 STEPS = 5
 

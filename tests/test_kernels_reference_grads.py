@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from kernels import attention_reference, cross_entropy_reference, rmsnorm_reference, softmax_reference
+from tritonlm.kernels import attention_reference, cross_entropy_reference, rmsnorm_reference, softmax_reference
 
 
 def _rand(*shape, seed=0):

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels import rmsnorm, rmsnorm_reference, softmax, softmax_reference
-from kernels._testing import assert_all_close, output_and_grads
+from tritonlm.kernels import rmsnorm, rmsnorm_reference, softmax, softmax_reference
+from tritonlm.kernels._testing import assert_all_close, output_and_grads
 
 # (dtype, atol, rtol) together: each dtype is checked at its own precision.
 DTYPES = [

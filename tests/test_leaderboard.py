@@ -11,16 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model import ModelConfig, TransformerLM
-from tokenizer.tokenfile import write_tokens
-from train.config import TrainConfig
-from train.leaderboard.cli import main, resolve_job
-from train.leaderboard.evaluate import evaluate_full
-from train.metrics import read_metrics
-from train.reporting import parse_duration
-from train.experiments.results import main as results_main
-from train.experiments.results import module_command
-from train.leaderboard.stories import generate_corpus, unigram_entropy
+from tritonlm.model import ModelConfig, TransformerLM
+from tritonlm.tokenizer.tokenfile import write_tokens
+from tritonlm.train.config import TrainConfig
+from tritonlm.train.leaderboard.cli import main, resolve_job
+from tritonlm.train.leaderboard.evaluate import evaluate_full
+from tritonlm.train.metrics import read_metrics
+from tritonlm.train.reporting import parse_duration
+from tritonlm.train.experiments.results import main as results_main
+from tritonlm.train.experiments.results import module_command
+from tritonlm.train.leaderboard.stories import generate_corpus, unigram_entropy
 
 TINY_MODEL = ["--model.d_model=32", "--model.num_layers=1", "--model.num_heads=2", "--model.context_length=32",
               "--batch_size=8", "--progress=false"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model import KernelPlan, ModelConfig, default_d_ff, presets
+from tritonlm.model import KernelPlan, ModelConfig, default_d_ff, presets
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd import gradcheck
 
-from model import (
+from tritonlm.model import (
     Embedding,
     Linear,
     RMSNorm,
@@ -21,7 +21,7 @@ from model import (
     silu,
     softmax,
 )
-from model.functional import silu, silu_gate
+from tritonlm.model.functional import silu, silu_gate
 
 # (dtype, atol, rtol) chosen together: bf16 has an 8-bit mantissa.
 DTYPES = [

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model import ModelConfig, MultiHeadSelfAttention, TransformerBlock, TransformerLM, presets
+from tritonlm.model import ModelConfig, MultiHeadSelfAttention, TransformerBlock, TransformerLM, presets
 from tests.test_model_layers import rope_float64_complex
 
 DTYPES = [

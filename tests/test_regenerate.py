@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from train.experiments import regenerate
-from train.experiments.cli import build_parser
-from train.experiments.regenerate import STEPS, run_steps
-from train.leaderboard.cli import resolve_job
-from util.cli import RunFailed, UserError
+from tritonlm.train.experiments import regenerate
+from tritonlm.train.experiments.cli import build_parser
+from tritonlm.train.experiments.regenerate import STEPS, run_steps
+from tritonlm.train.leaderboard.cli import resolve_job
+from tritonlm.util.cli import RunFailed, UserError
 
 
 def test_every_step_is_a_valid_command_writing_into_its_own_folder(tmp_path):

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from model import TransformerLM, presets
-from train.checkpoint import save_checkpoint
-from train.experiments import sampling
-from train.experiments.sampling import Setting, known_word_share, repetition, settings_grid
-from train.run_folder import ByteTokenizer
+from tritonlm.model import TransformerLM, presets
+from tritonlm.train.checkpoint import save_checkpoint
+from tritonlm.train.experiments import sampling
+from tritonlm.train.experiments.sampling import Setting, known_word_share, repetition, settings_grid
+from tritonlm.train.run_folder import ByteTokenizer
 
 
 def test_repetition_counts_repeated_word_4grams():

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import tokenizer.tokenizer as tokenizer_module
-from tokenizer import Tokenizer, train_bpe
-from tokenizer import vector_pretokenize as vp
-from tokenizer.bpe_batch import PairTable, encode_words
-from tokenizer.pretokenize import GPT2_REGEX
+import tritonlm.tokenizer.tokenizer as tokenizer_module
+from tritonlm.tokenizer import Tokenizer, train_bpe
+from tritonlm.tokenizer import vector_pretokenize as vp
+from tritonlm.tokenizer.bpe_batch import PairTable, encode_words
+from tritonlm.tokenizer.pretokenize import GPT2_REGEX
 
 tiktoken = pytest.importorskip("tiktoken")
 EOT = "<|endoftext|>"

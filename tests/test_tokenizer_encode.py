@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokenizer import Tokenizer, encode_file, open_tokens, train_bpe
-from tokenizer.pretokenize import GPT2_PATTERN
-from tokenizer.vocab_files import load_vocab
+from tritonlm.tokenizer import Tokenizer, encode_file, open_tokens, train_bpe
+from tritonlm.tokenizer.pretokenize import GPT2_PATTERN
+from tritonlm.tokenizer.vocab_files import load_vocab
 
 tiktoken = pytest.importorskip("tiktoken")
 EOT = "<|endoftext|>"
@@ -97,7 +97,7 @@ def test_decode_replaces_invalid_utf8(gpt2):
 
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory):
-    from util.corpora import SharedDataMissing, fixture_path
+    from tritonlm.util.corpora import SharedDataMissing, fixture_path
 
     try:
         corpus = fixture_path("corpus.en")
@@ -182,7 +182,7 @@ def test_encode_cli(tmp_path, trained_dir):
 def test_a_full_disk_during_a_token_file_write_keeps_the_previous_file(tmp_path):
     import errno
 
-    from tokenizer.tokenfile import TokenFileError, TokenFileWriter, write_tokens
+    from tritonlm.tokenizer.tokenfile import TokenFileError, TokenFileWriter, write_tokens
 
     path = write_tokens(tmp_path / "ids.tok", [1, 2, 3], 10)
     before = path.read_bytes()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import tokenizer.hash_table as hash_table
-from tokenizer import vector_pretokenize as vp
-from tokenizer.hash_table import MISSING, HashTable
-from tokenizer.pretoken_ids import PretokenIds
+import tritonlm.tokenizer.hash_table as hash_table
+from tritonlm.tokenizer import vector_pretokenize as vp
+from tritonlm.tokenizer.hash_table import MISSING, HashTable
+from tritonlm.tokenizer.pretoken_ids import PretokenIds
 
 
 @pytest.mark.parametrize("wide", [False, True], ids=["64-bit keys", "128-bit keys"])

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import regex
 
-from tokenizer import train_bpe
-from tokenizer.chunks import plan_chunks
-from tokenizer.pretokenize import GPT2_PATTERN, last_boundary, special_regex
-from tokenizer.vocab_files import load_merges, load_vocab
+from tritonlm.tokenizer import train_bpe
+from tritonlm.tokenizer.chunks import plan_chunks
+from tritonlm.tokenizer.pretokenize import GPT2_PATTERN, last_boundary, special_regex
+from tritonlm.tokenizer.vocab_files import load_merges, load_vocab
 
 EOT = "<|endoftext|>"
 REPO = Path(__file__).resolve().parent.parent
@@ -284,7 +284,7 @@ def _state(pid: int):
 def test_the_merge_examples_of_the_merge_loop_docstrings():
     """The examples in tokenizer/merges.py, checked: two merges of a tiny corpus, and what merging
     (t, h) does to the word "thither"."""
-    from tokenizer.merges import learn_merges
+    from tritonlm.tokenizer.merges import learn_merges
 
     _, merges = learn_merges({b"low": 5, b"lower": 2, b"lot": 1}, 256 + 2, [])
     assert merges == [(b"l", b"o"), (b"lo", b"w")]

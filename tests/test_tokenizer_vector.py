@@ -11,8 +11,8 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenizer import vector_pretokenize as vp
-from tokenizer.pretokenize import GPT2_REGEX, max_special_length, special_regex, split_on_specials
+from tritonlm.tokenizer import vector_pretokenize as vp
+from tritonlm.tokenizer.pretokenize import GPT2_REGEX, max_special_length, special_regex, split_on_specials
 
 SPECIALS = ["<|endoftext|>", "<|a|>"]
 # Every branch of the GPT-2 pattern: contractions (also mid-word, upper case, after spaces and

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from model import ModelConfig, TransformerLM
-from train import AdamW, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from tritonlm.model import ModelConfig, TransformerLM
+from tritonlm.train import AdamW, CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 
 CFG = dict(vocab_size=50, context_length=12, d_model=16, num_layers=2, num_heads=2)
 

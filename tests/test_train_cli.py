@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from util.cli import ConfigError, add_dataclass_arguments, apply_overrides, config_from_argv, parse_overrides
-from train.config import TrainConfig
-from train.presets import PRESETS, get_preset
-from train.train import config_from_args, main
+from tritonlm.util.cli import ConfigError, add_dataclass_arguments, apply_overrides, config_from_argv, parse_overrides
+from tritonlm.train.config import TrainConfig
+from tritonlm.train.presets import PRESETS, get_preset
+from tritonlm.train.train import config_from_args, main
 
 
 def test_overrides_convert_types_and_nested_fields():

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tokenizer.tokenfile import write_tokens
-from train import (AdamW, TokenIdError, clip_grad_norm, cross_entropy, get_batch, load_tokens, lr_cosine_schedule,
+from tritonlm.tokenizer.tokenfile import write_tokens
+from tritonlm.train import (AdamW, TokenIdError, clip_grad_norm, cross_entropy, get_batch, load_tokens, lr_cosine_schedule,
                    lr_wsd_schedule, parameter_groups)
-from train.schedule import lr_at_progress
+from tritonlm.train.schedule import lr_at_progress
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -108,7 +108,7 @@ def test_adamw_state_dict_round_trip_continues_identically():
 
 
 def test_parameter_groups_spare_norms_and_embeddings_only_when_asked():
-    from model import ModelConfig, TransformerLM
+    from tritonlm.model import ModelConfig, TransformerLM
 
     model = TransformerLM.from_config(ModelConfig(vocab_size=32, context_length=8, d_model=16, num_layers=1, num_heads=2))
     spared = parameter_groups(model, 0.1, decay_norms_and_embeddings=False)

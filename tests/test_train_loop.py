@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from model import ModelConfig, TransformerLM
-from tokenizer.tokenfile import write_tokens
-from train import read_checkpoint
-from train.config import TrainConfig
-from train.loop import NonFiniteLossError, run_training
-from train.metrics import read_metrics
-from train.setup import RunFolderError
+from tritonlm.model import ModelConfig, TransformerLM
+from tritonlm.tokenizer.tokenfile import write_tokens
+from tritonlm.train import read_checkpoint
+from tritonlm.train.config import TrainConfig
+from tritonlm.train.loop import NonFiniteLossError, run_training
+from tritonlm.train.metrics import read_metrics
+from tritonlm.train.setup import RunFolderError
 
 VOCAB = 64
 

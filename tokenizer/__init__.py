@@ -6,19 +6,24 @@ into a token file (see ``tokenizer.tokenfile``). CLIs: ``python -m tokenizer.tra
 ``python -m tokenizer.encode``.
 """
 
-from tokenizer.encode_file import EncodeStats, encode_file
-from tokenizer.tokenfile import open_tokens, read_token_header, write_tokens
-from tokenizer.tokenizer import END_OF_TEXT, Tokenizer
-from tokenizer.trainer import count_pretokens, train_bpe
+if __name__ != "tritonlm.tokenizer":  # the folder imported as `tokenizer` from the repository root
+    from tritonlm._short_names import become_alias
 
-__all__ = [
-    "END_OF_TEXT",
-    "EncodeStats",
-    "Tokenizer",
-    "count_pretokens",
-    "encode_file",
-    "open_tokens",
-    "read_token_header",
-    "train_bpe",
-    "write_tokens",
-]
+    become_alias(__name__)  # tritonlm.tokenizer, or another installed distribution named tokenizer
+else:
+    from tritonlm.tokenizer.encode_file import EncodeStats, encode_file
+    from tritonlm.tokenizer.tokenfile import open_tokens, read_token_header, write_tokens
+    from tritonlm.tokenizer.tokenizer import END_OF_TEXT, Tokenizer
+    from tritonlm.tokenizer.trainer import count_pretokens, train_bpe
+
+    __all__ = [
+        "END_OF_TEXT",
+        "EncodeStats",
+        "Tokenizer",
+        "count_pretokens",
+        "encode_file",
+        "open_tokens",
+        "read_token_header",
+        "train_bpe",
+        "write_tokens",
+    ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tokenizer.hash_table import MISSING, HashTable
+from tritonlm.tokenizer.hash_table import MISSING, HashTable
 
 NO_RANK = np.iinfo(np.int32).max  # the pair never merges (or crosses two words)
 DENSE_IDS = 1024  # pairs of ids below this are looked up in a dense table (4 MB)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from tokenizer.pretokenize import last_boundary, max_special_length, special_regex
+from tritonlm.tokenizer.pretokenize import last_boundary, max_special_length, special_regex
 
 DEFAULT_CHUNK_BYTES = 4 << 20  # training: fewer, larger count dicts to merge
 ENCODE_CHUNK_BYTES = 1 << 20  # encoding: small chunks keep all workers busy to the end

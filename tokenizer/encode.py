@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tokenizer.chunks import ENCODE_CHUNK_BYTES
-from tokenizer.encode_file import encode_file
-from util.cli import cli_main
-from tokenizer.tokenizer import Tokenizer
+from tritonlm.tokenizer.chunks import ENCODE_CHUNK_BYTES
+from tritonlm.tokenizer.encode_file import encode_file
+from tritonlm.util.cli import cli_main
+from tritonlm.tokenizer.tokenizer import Tokenizer
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tokenizer.chunks import ENCODE_CHUNK_BYTES, Chunk, map_chunks, plan_chunks
-from tokenizer.inputs import check_text_file, read_chunk
-from tokenizer.tokenfile import TokenFileWriter, dtype_for_vocab
-from tokenizer.tokenizer import Tokenizer
+from tritonlm.tokenizer.chunks import ENCODE_CHUNK_BYTES, Chunk, map_chunks, plan_chunks
+from tritonlm.tokenizer.inputs import check_text_file, read_chunk
+from tritonlm.tokenizer.tokenfile import TokenFileWriter, dtype_for_vocab
+from tritonlm.tokenizer.tokenizer import Tokenizer
 
 _worker_tokenizer: Tokenizer | None = None
 

@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tokenizer import vector_pretokenize as vp
-from tokenizer.hash_table import MISSING, HashTable
+from tritonlm.tokenizer import vector_pretokenize as vp
+from tritonlm.tokenizer.hash_table import MISSING, HashTable
 
 Merger = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]  # texts -> (ids back to back, counts)
 

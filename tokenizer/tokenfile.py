@@ -24,7 +24,7 @@ from typing import Iterable
 
 import numpy as np
 
-from util.atomic import atomic_path
+from tritonlm.util.atomic import atomic_path
 
 MAGIC = b"TLMTOKS1"
 HEADER_SIZE = 64

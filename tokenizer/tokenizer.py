@@ -19,17 +19,17 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import regex
 
-from tokenizer import vector_pretokenize as vp
-from tokenizer.bpe_batch import PairTable, encode_words
-from tokenizer.pretoken_ids import PretokenIds
-from tokenizer.pretokenize import (
+from tritonlm.tokenizer import vector_pretokenize as vp
+from tritonlm.tokenizer.bpe_batch import PairTable, encode_words
+from tritonlm.tokenizer.pretoken_ids import PretokenIds
+from tritonlm.tokenizer.pretokenize import (
     GPT2_REGEX,
     last_boundary,
     max_special_length,
     special_regex,
     validate_special_tokens,
 )
-from tokenizer.vocab_files import (
+from tritonlm.tokenizer.vocab_files import (
     MERGES_FILE,
     VOCAB_FILE,
     load_merges,

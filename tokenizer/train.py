@@ -17,15 +17,15 @@ import sys
 import time
 from pathlib import Path
 
-from tokenizer.chunks import DEFAULT_CHUNK_BYTES, default_workers, plan_chunks
-from tokenizer.inputs import read_chunk
-from util.cli import cli_main
-from util.process_memory import status_kb
-from tokenizer.merges import learn_merges
-from tokenizer.pretokenize import validate_special_tokens
-from tokenizer.tokenizer import Tokenizer
-from tokenizer.trainer import check_vocab_size, count_pretokens
-from tokenizer.vocab_files import save_tokenizer_files
+from tritonlm.tokenizer.chunks import DEFAULT_CHUNK_BYTES, default_workers, plan_chunks
+from tritonlm.tokenizer.inputs import read_chunk
+from tritonlm.util.cli import cli_main
+from tritonlm.util.process_memory import status_kb
+from tritonlm.tokenizer.merges import learn_merges
+from tritonlm.tokenizer.pretokenize import validate_special_tokens
+from tritonlm.tokenizer.tokenizer import Tokenizer
+from tritonlm.tokenizer.trainer import check_vocab_size, count_pretokens
+from tritonlm.tokenizer.vocab_files import save_tokenizer_files
 
 
 def parse_args(argv=None) -> argparse.Namespace:

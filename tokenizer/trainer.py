@@ -8,11 +8,11 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from tokenizer import vector_pretokenize
-from tokenizer.chunks import DEFAULT_CHUNK_BYTES, Chunk, map_chunks, plan_chunks
-from tokenizer.inputs import check_text_file, read_chunk
-from tokenizer.merges import learn_merges
-from tokenizer.pretokenize import max_special_length, special_regex, validate_special_tokens
+from tritonlm.tokenizer import vector_pretokenize
+from tritonlm.tokenizer.chunks import DEFAULT_CHUNK_BYTES, Chunk, map_chunks, plan_chunks
+from tritonlm.tokenizer.inputs import check_text_file, read_chunk
+from tritonlm.tokenizer.merges import learn_merges
+from tritonlm.tokenizer.pretokenize import max_special_length, special_regex, validate_special_tokens
 
 _worker_specials: tuple = (None, 0)  # (special-token regex, longest special), set per worker
 

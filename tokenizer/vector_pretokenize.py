@@ -27,7 +27,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 import regex
 
-from tokenizer.pretokenize import GPT2_REGEX, last_boundary, split_on_specials
+from tritonlm.tokenizer.pretokenize import GPT2_REGEX, last_boundary, split_on_specials
 
 LETTER, NUMBER, OTHER, SPACE, WHITE, SEPARATOR = range(6)
 SEPARATOR_BASE = 0x110000  # code points from here on mark special tokens, never text

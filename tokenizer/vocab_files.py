@@ -15,7 +15,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from util.atomic import write_text_atomic
+from tritonlm.util.atomic import write_text_atomic
 
 VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"

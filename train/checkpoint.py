@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from util.atomic import atomic_path
-from util.cli import UserError
-from util.runinfo import run_metadata
+from tritonlm.util.atomic import atomic_path
+from tritonlm.util.cli import UserError
+from tritonlm.util.runinfo import run_metadata
 
 FORMAT_VERSION = 1
 # Config fields that change how a model computes, not what its weights are.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from model.config import ModelConfig
+from tritonlm.model.config import ModelConfig
 
 from .schedule import SCHEDULES
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokenizer.tokenfile import open_tokens
-from util.cli import UserError
+from tritonlm.tokenizer.tokenfile import open_tokens
+from tritonlm.util.cli import UserError
 
 
 class DeviceUnavailable(RuntimeError, UserError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from util.cli import UserError
+from tritonlm.util.cli import UserError
 
 
 class LaunchError(RuntimeError, UserError):

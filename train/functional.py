@@ -11,7 +11,7 @@ from typing import Iterable
 
 import torch
 
-from kernels import cross_entropy as _kernel_cross_entropy
+from tritonlm.kernels import cross_entropy as _kernel_cross_entropy
 
 CLIP_EPS = 1e-6
 

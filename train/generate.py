@@ -2,7 +2,7 @@
 
 Python::
 
-    from train.generate import generate
+    from tritonlm.train.generate import generate
     new_ids = generate(model, prompt_ids, max_new_tokens=200, temperature=0.8, top_p=0.95,
                        eos_id=eot, generator=torch.Generator().manual_seed(0))
 
@@ -26,11 +26,11 @@ from typing import Sequence
 
 import torch
 
-import kernels
-from model import TransformerLM
-from tokenizer import END_OF_TEXT
+from tritonlm import kernels
+from tritonlm.model import TransformerLM
+from tritonlm.tokenizer import END_OF_TEXT
 
-from util.cli import cli_main
+from tritonlm.util.cli import cli_main
 
 from .run_folder import ByteTokenizer, load_model, load_tokenizer
 

@@ -29,9 +29,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from util.atomic import write_json_atomic
-from util.cli import RunFailed
-from util.runinfo import run_metadata
+from tritonlm.util.atomic import write_json_atomic
+from tritonlm.util.cli import RunFailed
+from tritonlm.util.runinfo import run_metadata
 
 from .checkpoint import save_checkpoint, unwrap_model
 from .config import VAL_SEED_OFFSET, TrainConfig

@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from util.cli import UserError
-from util.plotting import pyplot, save_figure
+from tritonlm.util.cli import UserError
+from tritonlm.util.plotting import pyplot, save_figure
 
 from .run_folder import RunFolder
 

@@ -14,7 +14,7 @@ from typing import Iterable
 
 import torch
 
-from model.layers import Embedding
+from tritonlm.model.layers import Embedding
 
 
 class AdamW(torch.optim.Optimizer):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from model.config import ModelConfig
-from model.presets import gpt2_small
+from tritonlm.model.config import ModelConfig
+from tritonlm.model.presets import gpt2_small
 
 from .config import TrainConfig
 

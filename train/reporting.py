@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from util.plotting import pyplot, save_figure
-from util.runinfo import device_peaks
+from tritonlm.util.plotting import pyplot, save_figure
+from tritonlm.util.runinfo import device_peaks
 
 
 def parse_duration(text: str | float | int) -> float:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from model import ModelConfig, TransformerLM
-from tokenizer import END_OF_TEXT
+from tritonlm.model import ModelConfig, TransformerLM
+from tritonlm.tokenizer import END_OF_TEXT
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,8 @@ def checkpoint_path(run_or_checkpoint: str | os.PathLike) -> Path:
 def load_model(run_or_checkpoint: str | os.PathLike, device: str = "cpu", kernels_spec: str = "auto") -> TransformerLM:
     """The model saved by ``train.save_checkpoint`` (its config is in the checkpoint), in eval
     mode on ``device``, with the kernels chosen for this machine rather than the training one."""
-    from train.checkpoint import read_checkpoint
-    from train.data import resolve_device
+    from tritonlm.train.checkpoint import read_checkpoint
+    from tritonlm.train.data import resolve_device
 
     device = resolve_device(device)  # a clear error for an unavailable device
     path = checkpoint_path(run_or_checkpoint)
@@ -141,8 +141,8 @@ def load_tokenizer(spec: str | os.PathLike | None, run_or_checkpoint: str | os.P
             f"no tokenizer found for {run_or_checkpoint}; pass --tokenizer DIR (a folder with vocab.json and "
             "merges.txt, e.g. the one python -m tokenizer.train wrote) or --tokenizer bytes for byte-level models"
         )
-    from tokenizer import Tokenizer
-    from tokenizer.vocab_files import load_special_tokens
+    from tritonlm.tokenizer import Tokenizer
+    from tritonlm.tokenizer.vocab_files import load_special_tokens
 
     return Tokenizer.from_dir(folder, load_special_tokens(folder) or [END_OF_TEXT])
 

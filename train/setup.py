@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from model import TransformerLM
-from util.atomic import remove_stale_temporaries, write_json_atomic
-from util.cli import UserError
-from util.runinfo import run_metadata
+from tritonlm.model import TransformerLM
+from tritonlm.util.atomic import remove_stale_temporaries, write_json_atomic
+from tritonlm.util.cli import UserError
+from tritonlm.util.runinfo import run_metadata
 
 from .checkpoint import check_compatible, read_checkpoint, restore_rng_state, unwrap_model
 from .config import TrainConfig

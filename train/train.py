@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from util.cli import ConfigError, cli_main, add_dataclass_arguments, apply_overrides, overrides_from_namespace, parse_overrides
+from tritonlm.util.cli import ConfigError, cli_main, add_dataclass_arguments, apply_overrides, overrides_from_namespace, parse_overrides
 from .config import TrainConfig
 from .loop import run_training
 from .presets import PRESETS, get_preset

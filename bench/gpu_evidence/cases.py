@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-import kernels
+from tritonlm import kernels
 from . import peers
 
 DIRECTIONS = ("fwd", "bwd", "fwd+bwd")

@@ -7,7 +7,7 @@ import subprocess
 import torch
 
 from bench.common import Measurement, add_ratios, copy_bandwidth_gbs, device_name, device_peaks
-from util.runinfo import run_metadata
+from tritonlm.util.runinfo import run_metadata
 
 from .cases import DIRECTIONS, Case, all_cases
 from .measure import GATE_TOLERANCE, gate_errors, measure

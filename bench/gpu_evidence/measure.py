@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from bench.common import Measurement, gbs, peak_memory_mib, tflops, time_ms
-from kernels._testing import output_and_grads
+from tritonlm.kernels._testing import output_and_grads
 
 from .cases import Case
 

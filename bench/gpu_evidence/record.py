@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from util.atomic import write_text_atomic
+from tritonlm.util.atomic import write_text_atomic
 
 
 class StageClock:

@@ -122,7 +122,7 @@ def write_plots(ev: Evidence) -> list[Path]:
     """Triton's speed-up over the best peer per case, attention TFLOP/s per provider, and
     training tokens/s per variant (PNG, whatever has been measured so far)."""
     from bench.common import plot_speedups
-    from util.plotting import pyplot, save_figure
+    from tritonlm.util.plotting import pyplot, save_figure
 
     plt = pyplot()
 

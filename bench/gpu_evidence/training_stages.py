@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 
 from bench.common import device_peaks
-from model.accounting import training_flops
-from train import clip_grad_norm
-from train.loop import LossModule
-from train.presets import h100
-from train.setup import build_model_and_optimizer
+from tritonlm.model.accounting import training_flops
+from tritonlm.train import clip_grad_norm
+from tritonlm.train.loop import LossModule
+from tritonlm.train.presets import h100
+from tritonlm.train.setup import build_model_and_optimizer
 
 from .record import Evidence
 
@@ -128,7 +128,7 @@ def throughput_stage(ev: Evidence, seconds: float, smoke: bool) -> None:
 
 def leaderboard_args(smoke: bool, budget_seconds: float, out: Path) -> list[str]:
     """``train.leaderboard`` with the h100 preset on the built-in corpus, sized for a short run."""
-    args = [sys.executable, "-m", "train.leaderboard", "--preset", "h100", "--budget", f"{budget_seconds:g}s",
+    args = [sys.executable, "-m", "tritonlm.train.leaderboard", "--preset", "h100", "--budget", f"{budget_seconds:g}s",
             "--out", str(out), "--overwrite", "true", "--eval_interval", "100", "--eval_iters", "10",
             "--num_samples", "2", "--sample_tokens", "64", "--checkpoint_interval", "100000"]
     if smoke:

@@ -22,15 +22,15 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenizer import END_OF_TEXT
-from tokenizer.vocab_files import load_vocab
-from train.reporting import markdown_table
-from util.atomic import write_json_atomic, write_text_atomic
-from util.cli import RunFailed
-from util.corpora import shared_corpus
-from util.plotting import pyplot, save_figure
-from util.process_memory import run_sampling_memory
-from util.runinfo import run_metadata
+from tritonlm.tokenizer import END_OF_TEXT
+from tritonlm.tokenizer.vocab_files import load_vocab
+from tritonlm.train.reporting import markdown_table
+from tritonlm.util.atomic import write_json_atomic, write_text_atomic
+from tritonlm.util.cli import RunFailed
+from tritonlm.util.corpora import shared_corpus
+from tritonlm.util.plotting import pyplot, save_figure
+from tritonlm.util.process_memory import run_sampling_memory
+from tritonlm.util.runinfo import run_metadata
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ CASES = (
 
 def trainer_command(corpus: Path, case: BpeCase, folder: Path, profile_to: Path | None) -> list[str]:
     runner = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
-    return [sys.executable, *runner, "-m", "tokenizer.train", str(corpus), "--vocab-size", str(case.vocab_size),
+    return [sys.executable, *runner, "-m", "tritonlm.tokenizer.train", str(corpus), "--vocab-size", str(case.vocab_size),
             "--special-token", END_OF_TEXT, "--out", str(folder), "--quiet"]
 
 

@@ -34,13 +34,13 @@ import math
 import sys
 from pathlib import Path
 
-from model import ModelConfig
-from util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
-from train.config import TrainConfig
-from train.leaderboard.data import DataSettings, padded_vocab_size, prepare_data, resolve_texts
-from train.reporting import markdown_table, parse_duration
-from util.atomic import write_text_atomic
-from train.experiments.sweep import RunSpec, Sweep, run_sweep
+from tritonlm.model import ModelConfig
+from tritonlm.util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
+from tritonlm.train.config import TrainConfig
+from tritonlm.train.leaderboard.data import DataSettings, padded_vocab_size, prepare_data, resolve_texts
+from tritonlm.train.reporting import markdown_table, parse_duration
+from tritonlm.util.atomic import write_text_atomic
+from tritonlm.train.experiments.sweep import RunSpec, Sweep, run_sweep
 
 SWEEP_KINDS = ("lr-sweep", "batch-size", "ablations")
 DEFAULT_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 1.0, 10.0)
@@ -119,7 +119,7 @@ def default_batch_sizes(base: TrainConfig) -> list[int]:
     """Powers of two from 1 to the memory limit (accounting estimate on a GPU; a cap on a CPU)."""
     import torch
 
-    from model.accounting import max_batch_size
+    from tritonlm.model.accounting import max_batch_size
 
     if torch.cuda.is_available() and base.device != "cpu":
         total = torch.cuda.get_device_properties(0).total_memory
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def sampling_main(args: argparse.Namespace) -> int:
     """The sampling experiment: words of the run's corpus (its validation text) are the reference."""
-    from train.experiments.sampling import run as sampling_run
+    from tritonlm.train.experiments.sampling import run as sampling_run
 
     if not args.run:
         raise ValueError("sampling needs --run RUN (a finished run folder, or its checkpoint.pt)")
@@ -222,18 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.kind == "tokenizers":
-        from train.experiments.tokenizers import main as tokenizers_main
+        from tritonlm.train.experiments.tokenizers import main as tokenizers_main
 
         return tokenizers_main(args.out)
     if args.kind == "bpe-scale":
-        from train.experiments.bpe_scale import run as bpe_scale_run
+        from tritonlm.train.experiments.bpe_scale import run as bpe_scale_run
 
         bpe_scale_run(args.out, profile=args.profile)
         return 0
     if args.kind == "sampling":
         return sampling_main(args)
     if args.kind in ("unicode", "lr-toy", "adamw-accounting"):
-        from train.experiments.writeup_checks import main as checks_main
+        from tritonlm.train.experiments.writeup_checks import main as checks_main
 
         return checks_main(args.kind)
     base = prepare_base(args, overrides_from_namespace(args))

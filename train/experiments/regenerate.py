@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from util.cli import RunFailed, UserError, cli_main
-from util.runinfo import git_sha
+from tritonlm.util.cli import RunFailed, UserError, cli_main
+from tritonlm.util.runinfo import git_sha
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Step:
         return root / self.name
 
     def command(self, root: Path) -> list[str]:
-        return [sys.executable, "-m", self.module, *(a.replace("{root}", str(root)) for a in self.args)]
+        return [sys.executable, "-m", f"tritonlm.{self.module}", *(a.replace("{root}", str(root)) for a in self.args)]
 
 
 def _leaderboard(name: str, *args: str) -> Step:
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     sha = require_clean_tree()
     print(f"regenerating {len(steps)} results at {sha[:12]} into {args.root}")
     run_steps(steps, args.root)
-    from train.experiments.results import main as results_main
+    from tritonlm.train.experiments.results import main as results_main
 
     return results_main(["--collect", *(str(s.folder(args.root)) for s in steps)])
 

@@ -19,10 +19,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from train.reporting import fmt, format_duration, markdown_table
-from train.run_folder import RunFolder
-from util.atomic import write_text_atomic
-from util.cli import cli_main
+from tritonlm.train.reporting import fmt, format_duration, markdown_table
+from tritonlm.train.run_folder import RunFolder
+from tritonlm.util.atomic import write_text_atomic
+from tritonlm.util.cli import cli_main
 
 def run_files(folder: RunFolder) -> list[Path]:
     """The small artefacts of a leaderboard run folder (never its checkpoint or token files)."""

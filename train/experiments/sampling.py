@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
-from tokenizer import END_OF_TEXT
-from train.generate import generate, tokenizer_vocab_size
-from train.reporting import markdown_table
-from util.atomic import write_json_atomic, write_text_atomic
-from util.plotting import pyplot, save_figure
-from util.runinfo import run_metadata
+from tritonlm.tokenizer import END_OF_TEXT
+from tritonlm.train.generate import generate, tokenizer_vocab_size
+from tritonlm.train.reporting import markdown_table
+from tritonlm.util.atomic import write_json_atomic, write_text_atomic
+from tritonlm.util.plotting import pyplot, save_figure
+from tritonlm.util.runinfo import run_metadata
 
 WORD = re.compile(r"[a-z]+")
 DEFAULT_PROMPTS = ("It was a ", "The ", "")
@@ -140,7 +140,7 @@ def write_outputs(out_dir: Path, run: str, rows: list[dict], samples: list[dict]
 
 def run(run_dir: str, reference: Path, out_dir: Path, prompts=DEFAULT_PROMPTS, temperatures=DEFAULT_TEMPERATURES,
         top_ps=DEFAULT_TOP_PS, new_tokens: int = 256, seed: int = 0, tokenizer: str | None = None) -> list[dict]:
-    from train.run_folder import load_run
+    from tritonlm.train.run_folder import load_run
 
     model, tok = load_run(run_dir, tokenizer=tokenizer)
     model.eval()

@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from util.cli import apply_overrides
-from train.config import TrainConfig
-from train.metrics import read_metrics
-from train.run_folder import RunFolder
-from util.runinfo import run_metadata
-from train.reporting import markdown_table, plot_overlay, val_curve
-from util.atomic import write_json_atomic, write_text_atomic
-from util.cli import Interrupted
+from tritonlm.util.cli import apply_overrides
+from tritonlm.train.config import TrainConfig
+from tritonlm.train.metrics import read_metrics
+from tritonlm.train.run_folder import RunFolder
+from tritonlm.util.runinfo import run_metadata
+from tritonlm.train.reporting import markdown_table, plot_overlay, val_curve
+from tritonlm.util.atomic import write_json_atomic, write_text_atomic
+from tritonlm.util.cli import Interrupted
 
 RESULT_FILE = "result.json"
 STATUSES = ("completed", "diverged", "crashed")
@@ -67,7 +67,7 @@ Trainer = Callable[[TrainConfig], dict]
 
 
 def default_trainer(cfg: TrainConfig) -> dict:
-    from train.loop import run_training
+    from tritonlm.train.loop import run_training
 
     return run_training(cfg)
 
@@ -119,7 +119,7 @@ def check_same_config(sweep: Sweep, spec: RunSpec, existing: dict | None, run_di
 
 def execute_run(sweep: Sweep, spec: RunSpec, resume: bool, trainer: Trainer) -> dict:
     """Train one run and record its outcome; exceptions become ``crashed``/``diverged`` results."""
-    from train.loop import NonFiniteLossError
+    from tritonlm.train.loop import NonFiniteLossError
 
     run_dir = sweep.run_dir(spec)
     summary, status, note = {}, "completed", ""

@@ -23,14 +23,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from tokenizer import END_OF_TEXT
-from util.corpora import SharedDataMissing, fixture_path, shared_corpus
-from train.leaderboard.data import SPECIAL_TOKENS, DataSettings, prepare_tokenizer, resolve_texts
-from train.run_folder import load_tokenizer
-from train.reporting import markdown_table
-from util.atomic import write_json_atomic, write_text_atomic
-from util.plotting import pyplot, save_figure
-from util.runinfo import run_metadata
+from tritonlm.tokenizer import END_OF_TEXT
+from tritonlm.util.corpora import SharedDataMissing, fixture_path, shared_corpus
+from tritonlm.train.leaderboard.data import SPECIAL_TOKENS, DataSettings, prepare_tokenizer, resolve_texts
+from tritonlm.train.run_folder import load_tokenizer
+from tritonlm.train.reporting import markdown_table
+from tritonlm.util.atomic import write_json_atomic, write_text_atomic
+from tritonlm.util.plotting import pyplot, save_figure
+from tritonlm.util.runinfo import run_metadata
 
 PILE_BYTES = 825e9
 TRAIN_CORPORA = {"gutenberg": "gutenberg_train", "imdb": "imdb_train"}
@@ -56,7 +56,7 @@ def build_tokenizers(vocab_size: int, train_bytes: int) -> tuple[dict, list[str]
 
 def add_gpt2(tokenizers: dict, notes: list[str]) -> None:
     """GPT-2's tokenizer from the shared fixtures, or a note that they are absent."""
-    from tokenizer import Tokenizer
+    from tritonlm.tokenizer import Tokenizer
 
     try:
         tokenizers["gpt2"] = Tokenizer.from_files(fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt"),
@@ -119,8 +119,8 @@ def sampled_documents(count: int = 10, seed: int = 0) -> tuple[dict[str, list[st
 
 def assignment_tokenizers(out_dir: Path) -> tuple[dict, list[str]]:
     """The bpe-scale tokenizers (trained now unless that experiment already ran) and GPT-2's."""
-    from tokenizer import Tokenizer
-    from train.experiments import bpe_scale
+    from tritonlm.tokenizer import Tokenizer
+    from tritonlm.train.experiments import bpe_scale
 
     tokenizers, notes = {}, []
     try:

@@ -85,8 +85,8 @@ A100_FP32_FLOPS = 19.5e12
 
 
 def adamw_accounting_lines(memory_gb: float = 80.0, steps: int = 400_000, batch: int = 1024, mfu: float = 0.5) -> list[str]:
-    from model.accounting import count_parameters, max_batch_size, training_flops, training_memory
-    from model.presets import gpt2_xl
+    from tritonlm.model.accounting import count_parameters, max_batch_size, training_flops, training_memory
+    from tritonlm.model.presets import gpt2_xl
 
     cfg = gpt2_xl()
     one = training_memory(cfg, batch_size=1)

@@ -24,10 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from train.config import TrainConfig
-from train.presets import get_preset
-from train.reporting import format_duration, parse_duration
-from util.cli import (add_dataclass_arguments, apply_overrides, check_known_key, cli_main, flatten_fields,
+from tritonlm.train.config import TrainConfig
+from tritonlm.train.presets import get_preset
+from tritonlm.train.reporting import format_duration, parse_duration
+from tritonlm.util.cli import (add_dataclass_arguments, apply_overrides, check_known_key, cli_main, flatten_fields,
                       overrides_from_namespace)
 
 from .options import PRESET_CHOICES, Job, LeaderboardConfig, recipe_options, resolve_preset_name

@@ -17,13 +17,13 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from util.atomic import atomic_path, write_bytes_atomic
-from util.corpora import SharedDataMissing, cache_dir, shared_corpus
-from util.downloads import DATASETS, dataset_text
-from tokenizer.tokenfile import MAGIC, TokenFileError, read_token_header
-from tokenizer import END_OF_TEXT
-from train.config import VAL_SEED_OFFSET
-from train.leaderboard.stories import GENERATOR_VERSION, corpus_floor, logprob_path, write_corpus
+from tritonlm.util.atomic import atomic_path, write_bytes_atomic
+from tritonlm.util.corpora import SharedDataMissing, cache_dir, shared_corpus
+from tritonlm.util.downloads import DATASETS, dataset_text
+from tritonlm.tokenizer.tokenfile import MAGIC, TokenFileError, read_token_header
+from tritonlm.tokenizer import END_OF_TEXT
+from tritonlm.train.config import VAL_SEED_OFFSET
+from tritonlm.train.leaderboard.stories import GENERATOR_VERSION, corpus_floor, logprob_path, write_corpus
 
 SPECIAL_TOKENS = [END_OF_TEXT]
 # short name -> (training split, validation split) of the shared corpora
@@ -164,7 +164,7 @@ def tokenizer_key(train_text: Path, settings: DataSettings) -> str:
 
 def prepare_tokenizer(train_text: Path, settings: DataSettings) -> Path:
     """Train (or reuse from the cache) a BPE tokenizer on the training text; returns its folder."""
-    from tokenizer import Tokenizer, train_bpe
+    from tritonlm.tokenizer import Tokenizer, train_bpe
 
     folder = leaderboard_cache() / "tokenizers" / tokenizer_key(train_text, settings)
     if (folder / "vocab.json").exists():
@@ -186,7 +186,7 @@ def prepare_tokenizer(train_text: Path, settings: DataSettings) -> Path:
 
 def prepare_tokens(text: Path, tokenizer_dir: Path) -> Path:
     """Encode ``text`` with the tokenizer in ``tokenizer_dir`` (or reuse the cached token file)."""
-    from tokenizer import encode_file
+    from tritonlm.tokenizer import encode_file
 
     target = leaderboard_cache() / "tokens" / f"{file_digest(text)[:16]}-{tokenizer_dir.name}.tok"
     if target.exists():

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from model import TransformerLM
-from train.config import TrainConfig
-from train.setup import autocast_context
+from tritonlm.model import TransformerLM
+from tritonlm.train.config import TrainConfig
+from tritonlm.train.setup import autocast_context
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from train.config import TrainConfig
+from tritonlm.train.config import TrainConfig
 
 PRESET_CHOICES = ("auto", "cpu", "h100")
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from tokenizer.tokenfile import open_tokens
-from train.config import TrainConfig
-from train.loop import run_training
-from train.metrics import read_metrics
-from train.reporting import format_duration
-from train.run_folder import RunFolder, load_model
-from util.cli import Interrupted, apply_overrides
+from tritonlm.tokenizer.tokenfile import open_tokens
+from tritonlm.train.config import TrainConfig
+from tritonlm.train.loop import run_training
+from tritonlm.train.metrics import read_metrics
+from tritonlm.train.reporting import format_duration
+from tritonlm.train.run_folder import RunFolder, load_model
+from tritonlm.util.cli import Interrupted, apply_overrides
 
 from .data import DataSettings, PreparedData, padded_vocab_size, prepare_data
 from .evaluate import evaluate_full

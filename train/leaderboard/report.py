@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from train.reporting import (flat_items, format_duration, markdown_table, model_flops_utilization, peak_flops,
+from tritonlm.train.reporting import (flat_items, format_duration, markdown_table, model_flops_utilization, peak_flops,
                              plot_val_loss_vs_minutes)
-from train.run_folder import RunFolder
-from util.atomic import write_json_atomic, write_text_atomic
+from tritonlm.train.run_folder import RunFolder
+from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 
 IMPROVEMENT_FLAGS = {
     "model.tie_embeddings": "weight tying (lm_head shares the embedding matrix)",
@@ -26,7 +26,7 @@ IMPROVEMENT_FLAGS = {
 
 def compute_plan(train_config) -> dict:
     """Accounting figures of a training config: parameters, FLOPs per token, tokens per step."""
-    from model.accounting import count_parameters, parameter_counts, training_flops
+    from tritonlm.model.accounting import count_parameters, parameter_counts, training_flops
 
     cfg = train_config.model
     params = count_parameters(cfg)
@@ -70,7 +70,7 @@ def _as_dict(obj) -> dict:
 def build_report(job, train, data, summary: dict, final: dict, entropy: float, samples: list[dict],
                  timings: dict) -> dict:
     """The report of a leaderboard run as a JSON-ready dict (report.json)."""
-    from util.runinfo import run_metadata
+    from tritonlm.util.runinfo import run_metadata
 
     plan = compute_plan(train)
     metadata = run_metadata()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from model import TransformerLM
-from train.generate import eos_id_of, generate, tokenizer_vocab_size
-from train.run_folder import ByteTokenizer, RunFolder, load_tokenizer
+from tritonlm.model import TransformerLM
+from tritonlm.train.generate import eos_id_of, generate, tokenizer_vocab_size
+from tritonlm.train.run_folder import ByteTokenizer, RunFolder, load_tokenizer
 
 from .data import PreparedData
 from .options import Job, LeaderboardConfig

@@ -38,9 +38,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from tokenizer import END_OF_TEXT
-from util.atomic import atomic_path, write_json_atomic
-from util.cli import cli_main
+from tritonlm.tokenizer import END_OF_TEXT
+from tritonlm.util.atomic import atomic_path, write_json_atomic
+from tritonlm.util.cli import cli_main
 
 from .grammar import write_document
 from .story_grammar import write_story

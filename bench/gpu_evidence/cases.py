@@ -5,6 +5,11 @@ for attention and the fused LM head).
 GPU shapes are LM shapes (rows 8k-16k, hidden 1k-4k, vocab 32k and 50k, attention sequences 1k to
 8k at 16k tokens per batch); smoke shapes are tiny but still take every code path of the
 interpreted kernels (rows longer than one block, several key tiles, several vocab tiles).
+
+Every case is checked by the correctness gate in bfloat16 (the timed dtype) before Triton is
+timed on it, so no shape reaches a Triton kernel for the first time in the evidence process; the
+cases with ``gate_float32`` are checked in float32 too. Providers are listed cheapest to set up
+first, ``torch.compile`` last: a time box that runs out mid-case loses the compile, not the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch
 
 from tritonlm import kernels
 from . import peers
+from .plan import OPS
 
 DIRECTIONS = ("fwd", "bwd", "fwd+bwd")
 # The eager and compiled attention formulas materialise (batch, heads, seq, seq) float32 scores.
@@ -35,7 +41,7 @@ class Case:
     bytes: dict[str, float] | None = None  # minimum memory traffic per direction (bf16)
     flops: dict[str, float] | None = None  # useful FLOPs per direction
     vocab: int = 0  # > 0: a targets tensor of class ids in [0, vocab) follows the float inputs
-    gate: bool = True  # part of the correctness gate
+    gate_float32: bool = True  # checked in float32 as well as bfloat16 by the correctness gate
     scales: list[float] = field(default_factory=list)  # per float input (default 1)
 
     def inputs(self, dtype: torch.dtype, device: str, seed: int = 0, requires_grad: bool = True) -> list:
@@ -58,10 +64,11 @@ def _row_bytes(rows: int, cols: int, elt: int = 2) -> dict[str, float]:
 
 def _standard(triton_fn: Callable, formula: Callable, builtin: Callable | None, smoke: bool,
               liger: Callable | str) -> dict[str, Callable | str]:
-    providers = {"triton": triton_fn, "eager-formula": formula, "compiled-formula": peers.compiled(formula, smoke)}
+    providers = {"triton": triton_fn, "eager-formula": formula}
     if builtin is not None:
         providers["builtin"] = builtin
     providers["liger"] = liger
+    providers["compiled-formula"] = peers.compiled(formula, smoke)
     return providers
 
 
@@ -93,13 +100,13 @@ def attention_cases(smoke: bool) -> list[Case]:
     cases = []
     for batch, heads, seq, d in configs:
         providers = {"triton": lambda q, k, v: kernels.attention(q, k, v, causal=True, backend="triton"),
-                     "eager-formula": peers.attention_formula,
-                     "compiled-formula": peers.compiled(peers.attention_formula, smoke)}
+                     "eager-formula": peers.attention_formula}
         if torch.cuda.is_available():
             providers["sdpa-flash"] = peers.sdpa("FLASH_ATTENTION")
             providers["sdpa-cudnn"] = peers.sdpa("CUDNN_ATTENTION")
         else:
             providers["sdpa-math"] = peers.sdpa("MATH")
+        providers["compiled-formula"] = peers.compiled(peers.attention_formula, smoke)
         scores_gib = batch * heads * seq * seq * 4 / 2**30
         if scores_gib > MAX_SCORES_GIB:
             for name in ("eager-formula", "compiled-formula"):
@@ -108,7 +115,7 @@ def attention_cases(smoke: bool) -> list[Case]:
         cases.append(Case("attention", f"b{batch} h{heads} s{seq} d{d}", [(batch, heads, seq, d)] * 3, providers,
                           peers.sdpa("MATH") if not torch.cuda.is_available() else peers.sdpa("EFFICIENT_ATTENTION"),
                           flops={"fwd": fwd, "bwd": 2.5 * fwd, "fwd+bwd": 3.5 * fwd},
-                          gate=smoke or seq in (1024, 4096)))
+                          gate_float32=smoke or seq in (1024, 4096)))
     return cases
 
 
@@ -147,6 +154,33 @@ def linear_cross_entropy_cases(smoke: bool) -> list[Case]:
     return cases
 
 
+BUILDERS = {"rmsnorm": rmsnorm_cases, "softmax": softmax_cases, "attention": attention_cases,
+            "cross_entropy": cross_entropy_cases, "linear_cross_entropy": linear_cross_entropy_cases}
+
+
+def cases_for(op: str, smoke: bool) -> list[Case]:
+    """The cases of one op (what a gate child checks)."""
+    return BUILDERS[op](smoke)
+
+
 def all_cases(smoke: bool) -> list[Case]:
-    return (rmsnorm_cases(smoke) + softmax_cases(smoke) + attention_cases(smoke) + cross_entropy_cases(smoke)
-            + linear_cross_entropy_cases(smoke))
+    return [case for op in OPS for case in cases_for(op, smoke)]
+
+
+def gate_checks(cases: list[Case]) -> list[tuple[Case, torch.dtype]]:
+    """(case, dtype) pairs the gate checks: every case in bfloat16, ``gate_float32`` ones in float32 first."""
+    checks = []
+    for case in cases:
+        checks += [(case, dtype) for dtype in (torch.float32, torch.bfloat16)
+                   if dtype == torch.bfloat16 or case.gate_float32]
+    return checks
+
+
+def interleaved(cases: list[Case]) -> list[Case]:
+    """The first case of every op, then the second of every op, and so on: a time box that runs
+    out part-way still leaves a measurement of every op."""
+    by_op: dict[str, list[Case]] = {}
+    for case in cases:
+        by_op.setdefault(case.op, []).append(case)
+    rounds = max((len(group) for group in by_op.values()), default=0)
+    return [group[i] for i in range(rounds) for group in by_op.values() if i < len(group)]

@@ -1,19 +1,25 @@
-"""The first three stages: the environment (with the measured copy bandwidth), the correctness
-gate, and the kernel table with every peer side by side."""
+"""Two of the stages: the environment (with the measured copy bandwidth) and the kernel table with
+every peer side by side (the correctness gate before it is in ``gate.py``).
+
+The kernel stage times a provider only after warming it up (``measure.warm_up``: compilation and
+autotuning, recorded per case and provider as a ``warmup`` record), and times Triton only for the
+ops that passed the gate: a failed or unchecked op keeps its peers' timings and a Triton row that
+says why it was left out."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+
 import torch
 
 from bench.common import Measurement, add_ratios, copy_bandwidth_gbs, device_name, device_peaks
 from tritonlm.util.runinfo import run_metadata
 
-from .cases import DIRECTIONS, Case, all_cases
-from .measure import GATE_TOLERANCE, gate_errors, measure
-from .record import Evidence
-
-GATE_DTYPES = (torch.float32, torch.bfloat16)
+from .cases import DIRECTIONS, Case, interleaved
+from .measure import measure, warm_up
+from .plan import AUTOTUNE_CAP_ENV
+from .record import Evidence, StageClock
 
 
 def _driver_version() -> str:
@@ -28,68 +34,83 @@ def _driver_version() -> str:
 def environment_stage(ev: Evidence, seconds: float) -> dict:
     clock = ev.stage("environment", seconds)
     env = {"device": device_name(), "metadata": run_metadata(), "peaks": device_peaks(),
-           "interpreter": not torch.cuda.is_available()}
+           "interpreter": os.environ.get("TRITON_INTERPRET") == "1",
+           "max_autotune_configs": os.environ.get(AUTOTUNE_CAP_ENV)}
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         env.update(driver=_driver_version(), cuda=torch.version.cuda, sm_count=props.multi_processor_count,
                    memory_gib=round(props.total_memory / 2**30, 1), capability=f"{props.major}.{props.minor}")
     env["copy_bandwidth_gbs"] = copy_bandwidth_gbs(2**30 if torch.cuda.is_available() else 2**24)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the 2 GiB of the copy go back to the GPU, for the gate's children
     ev.add("environment", "environment", **env)
     ev.finish_stage(clock)
     return env
 
 
-def gate_stage(ev: Evidence, seconds: float, cases: list[Case], device: str) -> set[str]:
-    """Check every gate case in fp32 and bf16; returns the ops that failed (left out of timing)."""
-    clock = ev.stage("gate", seconds)
-    failed: set[str] = set()
-    for case in (c for c in cases if c.gate):
-        for dtype in GATE_DTYPES:
-            if clock.expired():
-                ev.finish_stage(clock, "time box reached", f"stopped before {case.op} {case.name}")
-                return failed
-            try:
-                errors = gate_errors(case, dtype, device)
-                passed = all(e <= GATE_TOLERANCE[dtype] for e in errors.values())
-                note = ""
-            except Exception as e:  # a kernel that does not even run fails the gate
-                errors, passed, note = {}, False, f"{type(e).__name__}: {e}"[:300]
-            if not passed:
-                failed.add(case.op)
-            ev.add("gate", "check", op=case.op, case=case.name, dtype=str(dtype).replace("torch.", ""),
-                   passed=passed, errors=errors, tolerance=GATE_TOLERANCE[dtype], note=note)
-    ev.finish_stage(clock, "done", f"failed: {', '.join(sorted(failed))}" if failed else "all passed")
-    return failed
+def triton_exclusion(op: str, verdicts: dict[str, dict]) -> str | None:
+    """Why Triton is not timed for ``op`` (None when it passed the gate in this run)."""
+    v = verdicts.get(op)
+    if v is None:
+        return "left out: not checked by the gate (the gate stage did not run or did not reach it)"
+    if v["status"] == "passed":
+        return None
+    what = "FAILED the correctness gate" if v["status"] == "failed" else "SKIPPED by the correctness gate"
+    return f"left out: {what} ({v['note']})"
 
 
-def kernel_stage(ev: Evidence, seconds: float, cases: list[Case], device: str, failed: set[str],
+def provider_rows(ev: Evidence, clock: StageClock, case: Case, provider: str, fn, inputs: list,
+                  timing: dict) -> list[Measurement]:
+    """All directions of one provider on one case: warmed up first (recorded), then timed; a
+    provider that cannot be warmed up, or no time left, gives rows that say why."""
+    def rows_saying(note: str) -> list[Measurement]:
+        return [Measurement(case.op, case.name, d, provider, None, note=note) for d in DIRECTIONS]
+
+    if isinstance(fn, str):
+        return rows_saying(fn)
+    if clock.expired(reserve=1.0):
+        return rows_saying("skipped: the kernel stage's time box was spent")
+    try:
+        seconds = warm_up(fn, inputs)
+    except Exception as e:  # out of memory, a compile failure: this provider only
+        note = f"warm-up failed: {type(e).__name__}: {e}"[:300]
+    else:
+        ev.add("kernels", "warmup", op=case.op, case=case.name, provider=provider, seconds=round(seconds, 3),
+               ok=True, note="")
+        return [measure(case, provider, fn, d, inputs, warm=True, **timing) for d in DIRECTIONS]
+    if torch.cuda.is_available():  # the exception (and the tensors its frames held) is gone by now
+        torch.cuda.empty_cache()
+    ev.add("kernels", "warmup", op=case.op, case=case.name, provider=provider, seconds=None, ok=False, note=note)
+    return rows_saying(note)
+
+
+def kernel_stage(ev: Evidence, seconds: float, cases: list[Case], device: str, verdicts: dict[str, dict],
                  copy_gbs: float, smoke: bool) -> None:
-    """Time every provider of every case in every direction, case by case; each measurement is
-    recorded as it completes (with ratios to the best peer once its case is complete)."""
+    """Time every provider of every case in every direction, a case of each op in turn (so a
+    short box still measures every op); each case's rows are recorded as soon as it completes,
+    with ratios to the best peer. Dynamo is reset before each case, so the compiled peer is
+    compiled for that case's static shape, in its warm-up."""
     clock = ev.stage("kernels", seconds)
     timing = {"cpu_runs": 1} if smoke else {"warmup_ms": 10, "rep_ms": 40}
     peak_tflops = (device_peaks().get("bf16_tflops") or 0) if torch.cuda.is_available() else 0
-    for case in cases:
+    for case in interleaved(cases):
         if clock.expired(reserve=2.0):
             ev.finish_stage(clock, "time box reached", f"stopped before {case.op} {case.name}")
             return
+        torch._dynamo.reset()
         inputs = case.inputs(torch.bfloat16, device)
+        excluded = triton_exclusion(case.op, verdicts)
         measurements = []
         for provider, fn in case.providers.items():
-            if provider == "triton" and case.op in failed:
-                fn = "left out: failed the correctness gate"
-            for direction in DIRECTIONS:
-                if isinstance(fn, str):
-                    measurements.append(Measurement(case.op, case.name, direction, provider, None, note=fn))
-                else:
-                    measurements.append(measure(case, provider, fn, direction, inputs, **timing))
-        for row in add_ratios(measurements):
+            chosen = excluded if provider == "triton" and excluded else fn
+            measurements += provider_rows(ev, clock, case, provider, chosen, inputs, timing)
+        rows = add_ratios(measurements)
+        for row in rows:
             row["fraction_of_copy_bandwidth"] = row["gbs"] / copy_gbs if row["gbs"] and copy_gbs else None
             row["fraction_of_peak_flops"] = (row["tflops"] / peak_tflops if row["tflops"] and peak_tflops
                                              else None)
-            ev.add("kernels", "measurement", **row)
+        ev.add_many("kernels", "measurement", rows)
         del inputs
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     ev.finish_stage(clock)
-

@@ -1,9 +1,17 @@
 """Measuring one provider on one case: correctness against the reference, and time (and peak
-memory) per direction. Shared by the evidence command and ``bench/test_bench_kernels.py``."""
+memory) per direction. Shared by the evidence command and ``bench/test_bench_kernels.py``.
+
+Compilation and autotuning never fall into a timed region: ``warm_up`` calls a provider once
+(forward and backward) and synchronizes before any timing starts, and reports how long that took
+(Triton's JIT and autotuning, ``torch.compile``'s tracing and code generation). ``measure`` warms
+the provider up itself unless the caller already has (``warm=True``).
+"""
 
 from __future__ import annotations
 
 from typing import Callable
+
+import time
 
 import torch
 
@@ -42,6 +50,30 @@ def _output_shape(fn: Callable, inputs: list) -> torch.Size:
         return fn(*inputs).shape
 
 
+def synchronize() -> None:
+    """Wait for the GPU (no-op on the CPU): work launched before is finished when this returns."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def warm_up(fn: Callable, inputs: list, direction: str = "fwd+bwd") -> float:
+    """Call ``fn`` once, forward only for ``fwd``, else forward and backward (compiling and
+    autotuning both), and synchronize; returns the seconds it took. Leaves no gradients behind.
+
+    The backward is a plain one, as in training: ``torch.compile`` compiles its backward at that
+    first call, with donated buffers (saved activations reused for gradients) since the graph is
+    not retained, so the compiled peer is timed as a user would run it."""
+    leaves = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad]
+    start = time.perf_counter()
+    try:
+        _runner(fn, inputs, "fwd" if direction == "fwd" else "fwd+bwd")()
+        synchronize()
+    finally:
+        for t in leaves:
+            t.grad = None
+    return time.perf_counter() - start
+
+
 def _runner(fn: Callable, inputs: list, direction: str) -> Callable[[], object]:
     if direction == "fwd":
         return lambda: fn(*inputs)
@@ -52,30 +84,44 @@ def _runner(fn: Callable, inputs: list, direction: str) -> Callable[[], object]:
     return lambda: out.backward(dy, retain_graph=True)
 
 
-def _backpropagates_repeatedly(fn: Callable, inputs: list) -> bool:
-    """False for ops that compute their gradient in the forward and can backpropagate only once."""
+# Why a backward cannot be repeated on one graph, by a fragment of the error it raises.
+NO_REPEATED_BACKWARD = {
+    "backpropagate once": "the gradient is computed in the forward",
+    "donated buffers": "the compiled backward reuses saved buffers (donated buffers)",
+}
+
+
+def _repeated_backward_blocker(fn: Callable, inputs: list) -> str | None:
+    """Why backward alone cannot be run twice on one graph of ``fn`` (None when it can): ops that
+    compute their gradient in the forward, and compiled backwards with donated buffers."""
     run = _runner(fn, inputs, "bwd")
     try:
         run(), run()
-        return True
+        return None
     except RuntimeError as e:
-        if "backpropagate once" in str(e):
-            return False
-        raise
+        reason = next((why for fragment, why in NO_REPEATED_BACKWARD.items() if fragment in str(e)), None)
+        if reason is None:
+            raise
+        return reason
 
 
-def measure(case: Case, provider: str, fn: Callable, direction: str, inputs: list, **timing) -> Measurement:
+def measure(case: Case, provider: str, fn: Callable, direction: str, inputs: list, warm: bool = False,
+            **timing) -> Measurement:
     """Time ``fn`` on ``inputs`` in one direction; peak memory too for ``fwd+bwd``. A provider that
-    cannot run (out of memory, a compile failure) is recorded with the reason. ``timing``: the
+    cannot run (out of memory, a compile failure) is recorded with the reason. ``warm``: the caller
+    has run ``warm_up`` (fwd+bwd) already; otherwise it is done here, untimed. ``timing``: the
     keyword options of ``bench.common.time_ms``."""
     leaves = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad]
     note, peak = "", None
     try:
-        if direction == "bwd" and not _backpropagates_repeatedly(fn, inputs):
+        if not warm:
+            warm_up(fn, inputs, direction)
+        blocker = _repeated_backward_blocker(fn, inputs) if direction == "bwd" else None
+        if blocker:
             # Backward alone cannot be repeated on one graph: time it as (fwd+bwd) - fwd.
             both = time_ms(_runner(fn, inputs, "fwd+bwd"), leaves, **timing)
             ms = both - time_ms(_runner(fn, inputs, "fwd"), leaves, **timing)
-            note = "bwd = (fwd+bwd) - fwd: the gradient is computed in the forward"
+            note = f"bwd = (fwd+bwd) - fwd: {blocker}"
         else:
             run = _runner(fn, inputs, direction)
             ms = time_ms(run, leaves, **timing)

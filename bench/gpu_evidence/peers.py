@@ -67,9 +67,15 @@ def sdpa(backend_name: str) -> Callable:
 
 
 def compiled(fn: Callable, smoke: bool) -> Callable:
-    """``torch.compile(fn)``: inductor on the GPU; ``aot_eager`` in CPU smoke runs (inductor's C++
-    compile would spend the smoke budget on compilation)."""
-    return torch.compile(fn, backend="aot_eager" if smoke else "inductor")
+    """``torch.compile(fn, dynamic=False)``: inductor on the GPU; ``aot_eager`` in CPU smoke runs
+    (inductor's C++ compile would spend the smoke budget on compilation).
+
+    Static shapes: each case gets a graph specialised to its shape, as a user compiling for one
+    shape would, never the dynamic-shape graph that a second shape of the same function would
+    otherwise recompile into. Dynamo keeps compiled graphs per function, not per wrapper, so the
+    kernel stage also resets it before each case (``torch._dynamo.reset()``); the compilation
+    then happens in that case's warm-up, outside every timing."""
+    return torch.compile(fn, backend="aot_eager" if smoke else "inductor", dynamic=False)
 
 
 def liger_available() -> bool:

@@ -1,8 +1,10 @@
-"""``report.md`` and the plots of an evidence folder, made from its records."""
+"""``report.md`` of an evidence folder, made from its records (the plots are in ``plots.py``).
+
+What went wrong is shown first and plainly: failed stages and plots (with their tracebacks), and
+ops that failed or were skipped by the gate, whose Triton rows say they were not timed.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from .record import Evidence
 
@@ -41,25 +43,58 @@ def render(ev: Evidence) -> str:
                   f"- measured copy bandwidth: {_fmt(env['copy_bandwidth_gbs'], 0)} GB/s; data-sheet peaks: "
                   f"{_fmt(env['peaks'].get('bf16_tflops'), 0)} bf16 TFLOP/s, {_fmt(env['peaks'].get('hbm_gbs'), 0)} GB/s",
                   ""]
-    lines += ["## Stages", ""]
+    end = next(iter(ev.of("run", "end")), None)
+    lines += ["## Stages", "", f"Run completed in {end['seconds']:.0f} s of a {ev.budget_seconds:.0f}-second budget."
+              if end else "Run in progress (or killed): what is below is what had finished.", ""]
     lines += _table(["stage", "time box (s)", "took (s)", "status", "note"],
-                    [[name, s.get("box_seconds"), s.get("seconds", "-"), s["status"], s.get("note", "")]
-                     for name, s in ev.stages.items()])
-    lines += _gate_section(ev) + _kernel_section(ev) + _training_section(ev) + _leaderboard_section(ev)
-    return "\n".join(lines)
+                    [[name, s.get("box_seconds"), s.get("seconds", "-"),
+                      f"**{s['status'].upper()}**" if s["status"] == "failed" else s["status"],
+                      _cell(s.get("note", ""))] for name, s in ev.stages.items()])
+    lines += _problems_section(ev) + _gate_section(ev) + _kernel_section(ev) + _training_section(ev)
+    return "\n".join(lines + _leaderboard_section(ev))
+
+
+def _cell(text) -> str:
+    """Text that cannot break a Markdown table row."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _not_passed(ev: Evidence) -> list[dict]:
+    return [v for v in ev.of("gate", "verdict") if v["status"] != "passed"]
+
+
+def _problems_section(ev: Evidence) -> list[str]:
+    """Failed stages and plots with their tracebacks, and the ops the gate did not pass."""
+    problems, ops = ev.of("run", "problem"), _not_passed(ev)
+    if not problems and not ops:
+        return []
+    lines = ["## Problems", ""]
+    lines += [f"- op **{v['op']}** {v['status'].upper()} the correctness gate: {v['note']}; its Triton kernels "
+              "were not timed" for v in ops]
+    for p in problems:
+        lines += [f"- {p['where']}: `{p['error']}`", "", "```", p["traceback"].rstrip(), "```"]
+    return lines + [""]
 
 
 def _gate_section(ev: Evidence) -> list[str]:
-    checks = ev.of("gate", "check")
-    if not checks:
+    verdicts, checks = ev.of("gate", "verdict"), ev.of("gate", "check")
+    if not verdicts and not checks:
         return []
+    lines = ["## Correctness gate", "",
+             "Each op is checked in a process of its own (a crash or a hang ends only that op): Triton",
+             "against the torch built-in computed in float32 on the same rounded inputs, forward and every",
+             "input gradient, max |difference| / max |reference|. Only ops that pass are timed.", ""]
+    status = {"passed": "pass", "failed": "**FAILED**", "skipped": "**SKIPPED**"}
+    lines += _table(["op", "verdict", "checks passed", "s", "exit code", "note"],
+                    [[v["op"], status[v["status"]], f"{v['checks_passed']} / {v['checks_planned']}", v["seconds"],
+                      "timed out" if v["timed_out"] else _fmt(v["exit_code"]), _cell(v["note"])] for v in verdicts])
     rows = [[c["op"], c["case"], c["dtype"], "pass" if c["passed"] else "**FAIL**",
-             ", ".join(f"{k} {v:.1e}" for k, v in c["errors"].items()) or c["note"], f"{c['tolerance']:.0e}"]
+             ", ".join(f"{k} {v:.1e}" for k, v in c["errors"].items()) or _cell(c["note"]), f"{c['tolerance']:.0e}"]
             for c in checks]
-    return ["## Correctness gate", "",
-            "Triton against the torch built-in computed in float32 on the same rounded inputs, forward",
-            "and every input gradient: max |difference| / max |reference|. An op that fails is left out",
-            "of the timings.", ""] + _table(["op", "case", "dtype", "result", "max relative error", "tolerance"], rows)
+    lines += _table(["op", "case", "dtype", "result", "max relative error", "tolerance"], rows)
+    for v in (v for v in verdicts if v.get("log_tail")):
+        lines += [f"End of the {v['op']} check's output (`{v['log']}`):", "", "```", v["log_tail"].rstrip(), "```", ""]
+    return lines
 
 
 def _kernel_section(ev: Evidence) -> list[str]:
@@ -78,10 +113,23 @@ def _kernel_section(ev: Evidence) -> list[str]:
             rate = (f"{_fmt(r['gbs'], 0)} GB/s ({_fmt(r['fraction_of_copy_bandwidth'], pct=True)})" if r["gbs"]
                     else f"{_fmt(r['tflops'], 1)} TFLOP/s ({_fmt(r['fraction_of_peak_flops'], pct=True)})"
                     if r["tflops"] else "-")
-            body.append([r["case"], r["direction"], r["provider"], _fmt(r["ms"], 3), rate, _fmt(r["peak_mib"], 0),
-                         _fmt(r["speedup_vs_best_peer"]), r["note"]])
+            ms = "**not timed**" if r["ms"] is None and r["note"].startswith("left out") else _fmt(r["ms"], 3)
+            body.append([r["case"], r["direction"], r["provider"], ms, rate, _fmt(r["peak_mib"], 0),
+                         _fmt(r["speedup_vs_best_peer"]), _cell(r["note"])])
         lines += _table(["case", "dir", "provider", "ms", "rate", "MiB", "x best peer", "note"], body)
-    return lines
+    return lines + _warmup_section(ev)
+
+
+def _warmup_section(ev: Evidence) -> list[str]:
+    """Compilation and autotuning time, per case and provider: one untimed fwd+bwd call each."""
+    warmups = ev.of("kernels", "warmup")
+    if not warmups:
+        return []
+    body = [[w["op"], w["case"], w["provider"], _fmt(w["seconds"], 2), _cell(w["note"])] for w in warmups]
+    return ["### Warm-up (compilation and autotuning, never timed)", "",
+            "One forward and backward of each provider before its timings, synchronized: Triton's JIT and",
+            "autotuning, torch.compile's tracing and code generation (compiled afresh for each shape).", ""
+            ] + _table(["op", "case", "provider", "warm-up s", "note"], body)
 
 
 def _training_section(ev: Evidence) -> list[str]:
@@ -96,7 +144,9 @@ def _training_section(ev: Evidence) -> list[str]:
                   "backward, clipping, AdamW. MFU: model FLOPs (model.accounting) / dense bf16 peak.", ""]
     lines += _table(["kernels", "compiled", "tokens/s", "MFU", "step ms", "warm-up s", "note"], body)
     profile = next(iter(ev.of("training", "profile")), None)
-    if profile:
+    if profile and profile.get("error"):
+        lines += [f"The profile of the compiled Triton variant failed: `{profile['error']}`", ""]
+    elif profile:
         lines += ["Top kernels of the compiled Triton variant (torch.profiler, 3 steps):", "", "```",
                   profile["table"].rstrip(), "```", ""]
     return lines
@@ -116,36 +166,3 @@ def _leaderboard_section(ev: Evidence) -> list[str]:
     else:
         lines += [f"No report was written (see {run['log']}).", ""]
     return lines
-
-
-def write_plots(ev: Evidence) -> list[Path]:
-    """Triton's speed-up over the best peer per case, attention TFLOP/s per provider, and
-    training tokens/s per variant (PNG, whatever has been measured so far)."""
-    from bench.common import plot_speedups
-    from tritonlm.util.plotting import pyplot, save_figure
-
-    plt = pyplot()
-
-    written = []
-    rows = ev.of("kernels", "measurement")
-    if any(r["provider"] == "triton" and r["speedup_vs_best_peer"] for r in rows):
-        written.append(plot_speedups(rows, ev.out / "kernel_speedups.png"))
-    attention = [r for r in rows if r["op"] == "attention" and r["direction"] == "fwd+bwd" and r["tflops"]]
-    if attention:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        for provider in dict.fromkeys(r["provider"] for r in attention):
-            mine = [r for r in attention if r["provider"] == provider]
-            ax.plot([r["case"] for r in mine], [r["tflops"] for r in mine], marker="o", label=provider)
-        ax.set_ylabel("TFLOP/s (fwd+bwd, causal)")
-        ax.tick_params(axis="x", rotation=30)
-        ax.legend()
-        written.append(save_figure(fig, ev.out / "attention_tflops.png"))
-    training = [r for r in ev.of("training", "throughput") if r.get("tokens_per_s")]
-    if training:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        labels = [f"{r['kernels']}\n{'compiled' if r['compiled'] else 'eager'}" for r in training]
-        ax.bar(labels, [r["tokens_per_s"] for r in training], color="tab:blue")
-        ax.set_ylabel("tokens/s")
-        ax.set_title("training throughput, h100 preset model")
-        written.append(save_figure(fig, ev.out / "training_throughput.png"))
-    return written

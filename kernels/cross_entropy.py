@@ -94,6 +94,7 @@ def _cross_entropy_kernel(
     BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr, WRITE_GRAD: tl.constexpr, SOFTCAP: tl.constexpr,
     Z_LOSS: tl.constexpr,
 ):
+    softcap, z_loss = tl.cast(softcap, tl.float32), tl.cast(z_loss, tl.float32)  # fp32 even if passed as fp64
     row = tl.program_id(0).to(tl.int64)
     logits_row = LOGITS + row * stride_logits
     grad_row = GRAD + row * stride_grad

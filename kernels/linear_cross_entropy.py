@@ -13,18 +13,22 @@ kernel overwrites them with their gradient in place, and the chunk's contributio
 ``grad @ W`` (to dhidden) and ``grad^T @ h`` (to dweight) are taken at once. Only the GEMMs whose
 gradient is wanted run: in evaluation (no gradient) a chunk costs one GEMM. The weight gradient
 is accumulated across chunks in float32 by default (``fp32_weight_grad``), rounded to the weight
-dtype once at the end. The backward scales the stored gradients by the upstream gradient in
+dtype once at the end; with 16-bit weights a small GEMM kernel adds each chunk's contribution
+straight into the float32 accumulator, so no vocab x hidden_dim product exists per chunk. The backward scales the stored gradients by the upstream gradient in
 place (nothing at all when it is 1), as in ``cross_entropy.py``.
 """
 
 from __future__ import annotations
 
 import torch
+import triton
+import triton.language as tl
 
+from ._attention_tiles import dot_precision
 from ._backend import resolve_backend
-from ._blocks import linear_cross_entropy_chunk_tokens
+from ._blocks import linear_cross_entropy_chunk_tokens, weight_grad_blocks
 from ._checks import autocast_disabled, check_float, check_same_device, check_same_dtype, compute_dtype
-from ._ops import kernel_op
+from ._ops import kernel_op, launch
 from .cross_entropy import (
     check_loss_options,
     check_targets,
@@ -64,6 +68,50 @@ def _losses_output(hidden2d: torch.Tensor, weight: torch.Tensor, targets1d: torc
     return torch.empty(hidden2d.shape[0], device=hidden2d.device, dtype=torch.float32)
 
 
+@triton.jit
+def _weight_grad_accumulate_kernel(
+    G, H, DW, n_tokens, vocab, hidden_dim, stride_g, stride_h, stride_dw,
+    BLOCK_V: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_T: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """``DW[v, j] += sum_t G[t, v] * H[t, j]`` for one (BLOCK_V, BLOCK_H) tile of the float32 ``DW``:
+    the chunk's weight gradient added straight into the accumulator, no product tensor in between."""
+    offs_v = tl.program_id(0) * BLOCK_V + tl.arange(0, BLOCK_V)
+    offs_h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    offs_t = tl.arange(0, BLOCK_T)
+    acc = tl.zeros([BLOCK_V, BLOCK_H], dtype=tl.float32)
+    for t0 in range(0, n_tokens, BLOCK_T):
+        rows = (t0 + offs_t).to(tl.int64)
+        row_ok = (t0 + offs_t) < n_tokens
+        g = tl.load(G + rows[:, None] * stride_g + offs_v[None, :], mask=row_ok[:, None] & (offs_v < vocab)[None, :],
+                    other=0.0)  # (BLOCK_T, BLOCK_V)
+        h = tl.load(H + rows[:, None] * stride_h + offs_h[None, :],
+                    mask=row_ok[:, None] & (offs_h < hidden_dim)[None, :], other=0.0)  # (BLOCK_T, BLOCK_H)
+        acc = tl.dot(tl.trans(g), h, acc, input_precision=PRECISION)
+    mask = (offs_v < vocab)[:, None] & (offs_h < hidden_dim)[None, :]
+    ptrs = DW + offs_v.to(tl.int64)[:, None] * stride_dw + offs_h[None, :]
+    tl.store(ptrs, tl.load(ptrs, mask=mask, other=0.0) + acc, mask=mask)
+
+
+def accumulate_weight_grad_(dw: torch.Tensor, grad_logits: torch.Tensor, hidden: torch.Tensor) -> None:
+    """``dw += grad_logits.T @ hidden`` with ``dw`` float32 and the others in the compute dtype,
+    accumulated in float32 inside the kernel (no vocab x hidden_dim temporary)."""
+    n_tokens, vocab = grad_logits.shape
+    hidden_dim = hidden.shape[1]
+    if dw.dtype != torch.float32 or dw.shape != (vocab, hidden_dim) or dw.stride(1) != 1:
+        raise ValueError(f"dw must be a row-major float32 ({vocab}, {hidden_dim}) tensor")
+    if grad_logits.stride(1) != 1 or hidden.stride(1) != 1 or hidden.shape[0] != n_tokens:
+        raise ValueError("grad_logits and hidden must be row-major with one row per token")
+    if n_tokens == 0:
+        return
+    blocks = weight_grad_blocks(hidden.dtype == torch.float32)
+    grid = (triton.cdiv(vocab, blocks.block_v), triton.cdiv(hidden_dim, blocks.block_h))
+    launch(_weight_grad_accumulate_kernel, grid)(
+        grad_logits, hidden, dw, n_tokens, vocab, hidden_dim, grad_logits.stride(0), hidden.stride(0), dw.stride(0),
+        BLOCK_V=blocks.block_v, BLOCK_H=blocks.block_h, BLOCK_T=blocks.block_t, PRECISION=dot_precision(hidden.dtype),
+        num_warps=blocks.num_warps, num_stages=blocks.num_stages,
+    )
+
+
 def _chunk_losses(hidden2d, weight, targets1d, num_valid, ignore_index, softcap, z_loss, chunk_tokens,
                   dh=None, dw=None) -> torch.Tensor:
     """Per-token losses, chunk by chunk; with ``dh`` / ``dw`` given, their gradients written too."""
@@ -79,8 +127,8 @@ def _chunk_losses(hidden2d, weight, targets1d, num_valid, ignore_index, softcap,
         if dw is not None:
             if dw.dtype == logits.dtype:
                 dw.addmm_(logits.t(), h_chunk)
-            else:  # float32 accumulation of the chunk's (compute-dtype) contribution
-                dw.add_(logits.t() @ h_chunk)
+            else:  # float32 accumulation of the chunk's (compute-dtype) contribution, in the kernel
+                accumulate_weight_grad_(dw, logits, h_chunk)
     return torch.cat(losses) if losses else _losses_output(hidden2d, weight, targets1d)
 
 

@@ -5,11 +5,13 @@ registered as operators ``torch.ops.tritonlm.rmsnorm_forward`` / ``rmsnorm_backw
 forward differentiable through ``register_autograd``, so ``torch.compile`` traces it without a
 graph break); ``rmsnorm_triton`` for any leading shape; ``rmsnorm(..., backend=)``.
 
-Triton design (one program per row in the forward; in the backward a fixed number of programs,
-each over a run of rows):
+Triton design (in the forward one program per tile of rows; in the backward a fixed number of
+programs, each over a run of rows):
 
-* forward reads the row once when it fits one block (kept in registers), otherwise in two sweeps
-  (sum of squares, then normalise); it stores the per-row inverse RMS for the backward.
+* forward reads a row once when it fits one block (kept in registers), otherwise in two sweeps
+  (sum of squares, then normalise); it stores the per-row inverse RMS for the backward. Narrow
+  rows (QK-norm normalises each head, 64 or 128 wide) come several to a program, as a
+  (rows x block) tile, so a program still moves a few thousand elements.
 * backward computes ``dx = rstd * (w*dy) - x * rstd^3 * mean(w*dy*x)`` per row and accumulates
   ``dy * x * rstd`` into one float32 partial weight-gradient row per program; the partial rows
   are summed once at the end, so no atomics are needed.
@@ -39,19 +41,25 @@ def rmsnorm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) 
 
 @triton.jit
 def _rmsnorm_forward_kernel(
-    X, W, Y, RSTD, stride_x, stride_y, n_cols, eps,
-    BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr,
+    X, W, Y, RSTD, stride_x, stride_y, n_rows, n_cols, eps,
+    BLOCK: tl.constexpr, ROWS: tl.constexpr, SINGLE_PASS: tl.constexpr,
 ):
-    row = tl.program_id(0).to(tl.int64)
-    x_row, y_row = row_start(X, stride_x), row_start(Y, stride_y)
+    eps = tl.cast(eps, tl.float32)  # fp32 whatever the launch passed (inductor passes Python floats as fp64)
     cols = tl.arange(0, BLOCK)
     if SINGLE_PASS:
-        mask = cols < n_cols
-        x = tl.load(x_row + cols, mask=mask, other=0.0).to(tl.float32)
-        rstd = tl.rsqrt(tl.sum(x * x, axis=0) / n_cols + eps)
-        w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
-        tl.store(y_row + cols, (x * rstd * w).to(Y.dtype.element_ty), mask=mask)
-    else:
+        # A (ROWS, BLOCK) tile: narrow rows (QK-norm over a head, 64 or 128 wide) share a program.
+        rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)
+        row_ok = rows < n_rows
+        mask = row_ok[:, None] & (cols < n_cols)[None, :]
+        x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        rstd = tl.rsqrt(tl.sum(x * x, axis=1) / n_cols + eps)  # (ROWS,)
+        w = tl.load(W + cols, mask=cols < n_cols, other=0.0).to(tl.float32)
+        y = x * rstd[:, None] * w[None, :]
+        tl.store(Y + rows[:, None] * stride_y + cols[None, :], y.to(Y.dtype.element_ty), mask=mask)
+        tl.store(RSTD + rows, rstd, mask=row_ok)
+    else:  # one wide row per program, in two sweeps
+        row = tl.program_id(0).to(tl.int64)
+        x_row, y_row = X + row * stride_x, Y + row * stride_y
         sum_sq = tl.zeros([BLOCK], dtype=tl.float32)
         for start in range(0, n_cols, BLOCK):
             mask = start + cols < n_cols
@@ -63,58 +71,57 @@ def _rmsnorm_forward_kernel(
             x = tl.load(x_row + start + cols, mask=mask, other=0.0).to(tl.float32)
             w = tl.load(W + start + cols, mask=mask, other=0.0).to(tl.float32)
             tl.store(y_row + start + cols, (x * rstd * w).to(Y.dtype.element_ty), mask=mask)
-    tl.store(RSTD + row, rstd)
+        tl.store(RSTD + row, rstd)
 
 
 @triton.jit
 def _rmsnorm_backward_kernel(
     DY, X, W, RSTD, DX, DW_PARTIAL,
     stride_dy, stride_x, stride_dx, n_rows, n_cols, rows_per_program,
-    BLOCK: tl.constexpr, SINGLE_PASS: tl.constexpr,
+    BLOCK: tl.constexpr, ROWS: tl.constexpr, SINGLE_PASS: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    first_row = pid * rows_per_program
+    first_row = pid.to(tl.int64) * rows_per_program  # rows_per_program is a multiple of ROWS
     cols = tl.arange(0, BLOCK)
     dw_row = DW_PARTIAL + pid.to(tl.int64) * n_cols
     if SINGLE_PASS:
-        mask = cols < n_cols
-        w = tl.load(W + cols, mask=mask, other=0.0).to(tl.float32)
-        dw = tl.zeros([BLOCK], dtype=tl.float32)
+        col_ok = cols < n_cols
+        w = tl.load(W + cols, mask=col_ok, other=0.0).to(tl.float32)
+        dw = tl.zeros([ROWS, BLOCK], dtype=tl.float32)
         # The last program may run past n_rows: those rows are masked out (dy = 0 adds nothing).
-        for i in range(0, rows_per_program):
-            row = first_row + i
-            row64 = row.to(tl.int64)
-            row_mask = mask & (row < n_rows)
-            x = tl.load(X + row64 * stride_x + cols, mask=row_mask, other=0.0).to(tl.float32)
-            dy = tl.load(DY + row64 * stride_dy + cols, mask=row_mask, other=0.0).to(tl.float32)
-            rstd = tl.load(RSTD + row64, mask=row < n_rows, other=0.0)
-            wdy = w * dy
-            mean_wdy_x = tl.sum(wdy * x, axis=0) / n_cols
+        for i in range(0, rows_per_program, ROWS):
+            rows = first_row + i + tl.arange(0, ROWS)
+            row_ok = rows < n_rows
+            mask = row_ok[:, None] & col_ok[None, :]
+            x = tl.load(X + rows[:, None] * stride_x + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            dy = tl.load(DY + rows[:, None] * stride_dy + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+            rstd = tl.load(RSTD + rows, mask=row_ok, other=0.0)[:, None]  # (ROWS, 1)
+            wdy = w[None, :] * dy
+            mean_wdy_x = tl.sum(wdy * x, axis=1)[:, None] / n_cols
             dx = rstd * wdy - x * (rstd * rstd * rstd * mean_wdy_x)
-            tl.store(DX + row64 * stride_dx + cols, dx.to(DX.dtype.element_ty), mask=row_mask)
+            tl.store(DX + rows[:, None] * stride_dx + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
             dw += dy * x * rstd
-        tl.store(dw_row + cols, dw, mask=mask)
+        tl.store(dw_row + cols, tl.sum(dw, axis=0), mask=col_ok)
     else:
         for i in range(0, rows_per_program):
             row = first_row + i
-            row64 = row.to(tl.int64)
             in_range = row < n_rows
-            rstd = tl.load(RSTD + row64, mask=in_range, other=0.0)
+            rstd = tl.load(RSTD + row, mask=in_range, other=0.0)
             acc = tl.zeros([BLOCK], dtype=tl.float32)
             for start in range(0, n_cols, BLOCK):
                 mask = (start + cols < n_cols) & in_range
-                x = tl.load(X + row64 * stride_x + start + cols, mask=mask, other=0.0).to(tl.float32)
-                dy = tl.load(DY + row64 * stride_dy + start + cols, mask=mask, other=0.0).to(tl.float32)
+                x = tl.load(X + row * stride_x + start + cols, mask=mask, other=0.0).to(tl.float32)
+                dy = tl.load(DY + row * stride_dy + start + cols, mask=mask, other=0.0).to(tl.float32)
                 w = tl.load(W + start + cols, mask=mask, other=0.0).to(tl.float32)
                 acc += w * dy * x
             mean_wdy_x = tl.sum(acc, axis=0) / n_cols
             for start in range(0, n_cols, BLOCK):
                 mask = (start + cols < n_cols) & in_range
-                x = tl.load(X + row64 * stride_x + start + cols, mask=mask, other=0.0).to(tl.float32)
-                dy = tl.load(DY + row64 * stride_dy + start + cols, mask=mask, other=0.0).to(tl.float32)
+                x = tl.load(X + row * stride_x + start + cols, mask=mask, other=0.0).to(tl.float32)
+                dy = tl.load(DY + row * stride_dy + start + cols, mask=mask, other=0.0).to(tl.float32)
                 w = tl.load(W + start + cols, mask=mask, other=0.0).to(tl.float32)
                 dx = rstd * w * dy - x * (rstd * rstd * rstd * mean_wdy_x)
-                tl.store(DX + row64 * stride_dx + start + cols, dx.to(DX.dtype.element_ty), mask=mask)
+                tl.store(DX + row * stride_dx + start + cols, dx.to(DX.dtype.element_ty), mask=mask)
                 dw = tl.load(dw_row + start + cols, mask=mask, other=0.0)
                 tl.store(dw_row + start + cols, dw + dy * x * rstd, mask=mask)
 
@@ -150,10 +157,10 @@ def rmsnorm_forward(x2d: torch.Tensor, weight: torch.Tensor, eps: float) -> tupl
     y, rstd = _forward_outputs(x2d, weight, eps)
     n_rows, n_cols = x2d.shape
     if n_rows:
-        blocks = row_blocks(n_cols)
-        launch(_rmsnorm_forward_kernel, (n_rows,))(
-            x2d, weight, y, rstd, x2d.stride(0), y.stride(0), n_cols, eps,
-            BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
+        blocks = row_blocks(n_cols, tile_rows=True)
+        launch(_rmsnorm_forward_kernel, (triton.cdiv(n_rows, blocks.rows),))(
+            x2d, weight, y, rstd, x2d.stride(0), y.stride(0), n_rows, n_cols, eps,
+            BLOCK=blocks.block, ROWS=blocks.rows, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
         )
     return y, rstd
 
@@ -175,8 +182,8 @@ def rmsnorm_backward(
     n_rows, n_cols = x2d.shape
     if n_rows == 0:
         return dx, torch.zeros_like(weight)
-    blocks = row_blocks(n_cols)
-    per_program = rows_per_program(n_rows, 4 * sm_count(x2d.device))
+    blocks = row_blocks(n_cols, tile_rows=True)
+    per_program = rows_per_program(n_rows, 4 * sm_count(x2d.device), multiple_of=blocks.rows)
     n_programs = triton.cdiv(n_rows, per_program)
     # One float32 partial weight-gradient row per program, zeroed for the multi-sweep path
     # which accumulates into it; reduced once below.
@@ -184,7 +191,7 @@ def rmsnorm_backward(
     launch(_rmsnorm_backward_kernel, (n_programs,))(
         dy, x2d, weight, rstd, dx, dw_partial,
         dy.stride(0), x2d.stride(0), dx.stride(0), n_rows, n_cols, per_program,
-        BLOCK=blocks.block, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
+        BLOCK=blocks.block, ROWS=blocks.rows, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
     )
     return dx, dw_partial.sum(dim=0).to(weight.dtype)
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tritonlm.kernels import cross_entropy, cross_entropy_reference, linear_cross_entropy, linear_cross_entropy_reference
-from tritonlm.kernels._testing import assert_all_close, output_and_grads
+from tritonlm.kernels._testing import assert_all_close, output_and_grads, record_launches
 from tritonlm.kernels.linear_cross_entropy import LinearCrossEntropyFunction
 
 DTYPES = [
@@ -280,3 +280,21 @@ def test_cross_entropy_online_pass_takes_one_exponential_per_element(device, sof
     tiles = lanes // blocks.block
     target_tanh = 1 if softcap else 0
     assert count == per_element * lanes + tiles + target_tanh
+
+
+def test_linear_cross_entropy_float32_weight_grad_needs_no_product_per_chunk(device):
+    """16-bit inputs, float32 accumulation: each chunk's weight gradient goes through the
+    accumulate kernel (no vocab x hidden_dim product tensor), and matches the exact gradient."""
+    gen = torch.Generator().manual_seed(24)
+    hidden = torch.randn(12, 20, generator=gen).to(device)
+    weight = (torch.randn(37, 20, generator=gen) / 20**0.5).to(device)
+    targets = torch.randint(0, 37, (12,), generator=gen).to(device)
+    h, w = hidden.bfloat16().requires_grad_(), weight.bfloat16().requires_grad_()
+    with record_launches() as log:
+        counts = _gemm_counts(lambda: LinearCrossEntropyFunction.apply(h, w, targets, IGNORE, 0.0, 0.0, 4, True)
+                              .backward())
+    # per chunk: the logits and the hidden gradient are GEMMs, the weight gradient is the kernel
+    assert log.count("_weight_grad_accumulate_kernel") == 3 and counts == {"mm": 6, "addmm": 0}, (log.names, counts)
+    exact = output_and_grads(lambda a, b: F.cross_entropy(a @ b.t(), targets), [hidden.bfloat16(), weight.bfloat16()],
+                             dtype=torch.float64)[1][1]
+    torch.testing.assert_close(w.grad.double(), exact, atol=2e-3, rtol=2e-2)

@@ -7,6 +7,8 @@ row block is 256 wide, so 300- and 1000-wide rows take the multi-sweep path), ex
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tritonlm.kernels import rmsnorm, rmsnorm_reference, softmax, softmax_reference
+from tritonlm.kernels._blocks import row_blocks
+from tritonlm.kernels._testing import record_launches
 from tritonlm.kernels._testing import assert_all_close, output_and_grads
 
 # (dtype, atol, rtol) together: each dtype is checked at its own precision.
@@ -22,8 +26,10 @@ DTYPES = [
     pytest.param(torch.bfloat16, 3e-2, 2e-2, id="bf16"),
     pytest.param(torch.float16, 4e-3, 4e-3, id="fp16"),
 ]
-# 17,000 > the GPU row block (16,384), so the multi-sweep path also runs on a GPU.
-ROW_SHAPES = [(1, 7), (3, 37), (2, 3, 300), (5, 1000), (4, 256), (1, 17_000)]
+# 17,000 > the GPU row block (16,384), so the multi-sweep path also runs on a GPU. QK-norm's
+# (batch, heads, seq, head_dim) rows of 64 and 128 come several to a tile, with a ragged last tile
+# (78 and 55 rows: not multiples of the rows per tile, on the GPU or under the interpreter).
+ROW_SHAPES = [(1, 7), (3, 37), (2, 3, 300), (5, 1000), (4, 256), (1, 17_000), (2, 3, 13, 64), (5, 11, 128)]
 
 
 @pytest.mark.parametrize("shape", ROW_SHAPES, ids=str)
@@ -101,3 +107,14 @@ def test_rowwise_kernels_on_random_shapes_and_scales(rows, cols, scale, seed):
                             (lambda a: softmax(a, backend="triton"), softmax_reference, [x])):
         got, want = output_and_grads(fn, inputs, dy), output_and_grads(ref, inputs, dy)
         assert_all_close([got[0], *got[1]], [want[0], *want[1]], 1e-4, 1e-4, ["y"] + ["grad"] * len(inputs))
+
+
+def test_narrow_rows_share_a_program(device):
+    """QK-norm rows (64 wide) are normalised several per program, not one program per row."""
+    x = torch.randn(2, 3, 13, 64, device=device)  # 78 rows
+    w = torch.ones(64, device=device)
+    with record_launches() as log:
+        rmsnorm(x, w, backend="triton")
+    rows = row_blocks(64, tile_rows=True).rows
+    assert rows > 1
+    assert log.grids[log.names.index("_rmsnorm_forward_kernel")] == (math.ceil(78 / rows),)

@@ -47,7 +47,7 @@ def machine_load() -> dict:
 # ---- jobs (run in the child) ---------------------------------------------------------------
 
 def job_train_ours(path: str, vocab_size: str, workers: str) -> dict:
-    from tritonlm.tokenizer.trainer import count_pretokens
+    from tritonlm.tokenizer.bpe import count_pretokens
     from tritonlm.tokenizer.merges import learn_merges
 
     start = time.perf_counter()

@@ -12,10 +12,6 @@ if __name__ != "tritonlm.kernels":  # the folder imported as `kernels` from the 
     become_alias(__name__)  # tritonlm.kernels, or another installed distribution named kernels
 else:
     from ._backend import BACKENDS, resolve_backend, triton_unavailable_reason, validate_backend
-    from ._interpreter_compat import install as _install_interpreter_compat
-
-    _install_interpreter_compat()
-
     from .attention import attention, attention_reference
     from .cross_entropy import cross_entropy, cross_entropy_reference
     from .linear_cross_entropy import linear_cross_entropy, linear_cross_entropy_reference

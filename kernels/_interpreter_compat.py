@@ -1,4 +1,5 @@
-"""Fixes to Triton's CPU interpreter (3.6 through the newest release), applied only when it is enabled.
+"""Fixes to Triton's CPU interpreter (3.6 through the newest release), applied by ``_ops.launch``
+before the first interpreted launch (never at import, never when the interpreter is off).
 
 1. numpy >= 2.4. The interpreter stores scalars as one-element numpy arrays and converts them
    with ``int(array)`` when a runtime value bounds a ``range`` loop; numpy 2.4 made that a
@@ -70,9 +71,16 @@ def _patch_bool_masks(interpreter) -> None:
         setattr(builder, name, with_bool_mask)
 
 
+_installed = False
+
+
 def install() -> None:
-    if not interpreter_enabled():
+    """Patch the interpreter once (idempotent; each patch is marked, so a second copy of this
+    module would not stack its patches on the first)."""
+    global _installed
+    if _installed or not interpreter_enabled():
         return
+    _installed = True
     try:
         from triton.runtime import interpreter
     except ImportError:

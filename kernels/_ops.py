@@ -24,6 +24,7 @@ from typing import Callable, Iterable
 import torch
 
 from ._backend import interpreter_enabled
+from ._interpreter_compat import install as install_interpreter_fixes
 
 NAMESPACE = "tritonlm"
 OPAQUE_ENV = "TRITONLM_OPAQUE_KERNELS"
@@ -49,7 +50,11 @@ def kernel_op(name: str, *, fake: Callable, mutates_args: Iterable[str] = ()) ->
 
 
 def launch(kernel, grid):
-    """``kernel[grid]``, wrapped so that a compiler tracing a triton_op records the launch."""
+    """``kernel[grid]``, wrapped so that a compiler tracing a triton_op records the launch. Every
+    kernel is launched here, so this is also where the interpreter's fixes are applied, before
+    the first interpreted launch (importing the package changes nothing of Triton's)."""
     if traceable_kernels():
         return torch.library.wrap_triton(kernel)[grid]
+    if interpreter_enabled():
+        install_interpreter_fixes()
     return kernel[grid]

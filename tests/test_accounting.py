@@ -22,7 +22,7 @@ from tritonlm.model.accounting import (
     training_flops,
     training_memory,
 )
-from tritonlm.model.accounting_report import main
+from tritonlm.model.accounting.report import main
 
 ABLATIONS = [{}, {"norm": "post"}, {"norm": "none"}, {"ffn": "silu"}, {"qk_norm": True},
              {"tie_embeddings": True}, {"positions": "none", "d_ff": 77}]

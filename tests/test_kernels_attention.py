@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tritonlm.kernels import attention, attention_reference
-from tritonlm.kernels._testing import assert_all_close, output_and_grads
+from bench.kernel_checks import assert_all_close, output_and_grads
 
 DTYPES = [
     pytest.param(torch.float32, 2e-5, 1e-4, id="fp32"),
@@ -135,7 +135,7 @@ def test_attention_row_offsets_past_2_to_the_31_elements():
 
 def test_attention_grid_puts_batch_heads_on_the_unbounded_axis(device):
     from tritonlm.kernels._attention_tiles import MAX_GRID_YZ, attention_grid
-    from tritonlm.kernels._testing import record_launches
+    from bench.kernel_checks import record_launches
 
     q, k, v, do = _inputs(device, (3, 5, 37, 16), seed=11)
     with record_launches() as log:

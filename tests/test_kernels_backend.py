@@ -35,6 +35,28 @@ def test_triton_without_gpu_or_interpreter_fails_with_the_backend_message():
     assert "TRITON_INTERPRET=1" in out.stdout and "CUDA GPU" in out.stdout
 
 
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the interpreter's fixes; a GPU compiles the kernels")
+def test_interpreter_fixes_wait_for_the_first_interpreted_launch():
+    """Importing the package changes nothing of Triton's; the first interpreted launch applies
+    the fixes (here the bfloat16 ``tl.dot`` one), and the bf16 attention then matches the reference."""
+    code = (
+        "import torch\nfrom triton.runtime import interpreter\nfrom tritonlm import kernels\n"
+        "patched = lambda: getattr(interpreter.InterpreterBuilder.create_dot, '_tritonlm_patched', False)\n"
+        "print('after import', patched())\n"
+        "q, k, v = (torch.randn(1, 2, 16, 16).bfloat16() for _ in range(3))\n"
+        "out = kernels.attention(q, k, v, causal=True, backend='triton')\n"
+        "ref = kernels.attention_reference(q.float(), k.float(), v.float(), causal=True)\n"
+        "print('after launch', patched(), round((out.float() - ref).abs().max().item(), 3))\n"
+    )
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    before, after = result.stdout.splitlines()
+    assert before == "after import False"
+    _, _, state, error = after.split()
+    assert state == "True" and float(error) < 0.05, after
+
 def test_unknown_backend_is_rejected(device):
     x = torch.randn(3, 5, device=device)
     with pytest.raises(ValueError, match="unknown kernel backend 'cuda'"):

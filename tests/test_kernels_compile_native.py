@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tritonlm.kernels._testing import record_launches
+from bench.kernel_checks import record_launches
 from tritonlm.model import TransformerLM
 from tritonlm.model.presets import tiny
 

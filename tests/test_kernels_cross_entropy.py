@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tritonlm.kernels import cross_entropy, cross_entropy_reference, linear_cross_entropy, linear_cross_entropy_reference
-from tritonlm.kernels._testing import assert_all_close, output_and_grads, record_launches
+from bench.kernel_checks import assert_all_close, output_and_grads, record_launches
 from tritonlm.kernels.linear_cross_entropy import LinearCrossEntropyFunction
 
 DTYPES = [

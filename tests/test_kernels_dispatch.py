@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from tritonlm import kernels
-from tritonlm.kernels._testing import assert_all_close, output_and_grads, record_launches
+from bench.kernel_checks import assert_all_close, output_and_grads, record_launches
 from tritonlm.model import TransformerLM
 from tritonlm.model.presets import tiny
 

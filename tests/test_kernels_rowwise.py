@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from tritonlm.kernels import rmsnorm, rmsnorm_reference, softmax, softmax_reference
 from tritonlm.kernels._blocks import row_blocks
-from tritonlm.kernels._testing import record_launches
-from tritonlm.kernels._testing import assert_all_close, output_and_grads
+from bench.kernel_checks import record_launches
+from bench.kernel_checks import assert_all_close, output_and_grads
 
 # (dtype, atol, rtol) together: each dtype is checked at its own precision.
 DTYPES = [

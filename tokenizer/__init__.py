@@ -11,10 +11,10 @@ if __name__ != "tritonlm.tokenizer":  # the folder imported as `tokenizer` from 
 
     become_alias(__name__)  # tritonlm.tokenizer, or another installed distribution named tokenizer
 else:
-    from tritonlm.tokenizer.encode_file import EncodeStats, encode_file
+    from tritonlm.tokenizer.corpus_encoder import EncodeStats, encode_file
     from tritonlm.tokenizer.tokenfile import open_tokens, read_token_header, write_tokens
     from tritonlm.tokenizer.tokenizer import END_OF_TEXT, Tokenizer
-    from tritonlm.tokenizer.trainer import count_pretokens, train_bpe
+    from tritonlm.tokenizer.bpe import count_pretokens, train_bpe
 
     __all__ = [
         "END_OF_TEXT",

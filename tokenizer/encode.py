@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from tritonlm.tokenizer.chunks import ENCODE_CHUNK_BYTES
-from tritonlm.tokenizer.encode_file import encode_file
+from tritonlm.tokenizer.corpus_encoder import encode_file
 from tritonlm.util.cli import cli_main
 from tritonlm.tokenizer.tokenizer import Tokenizer
 

@@ -85,7 +85,3 @@ def split_on_specials(text: str, specials: regex.Pattern | None) -> list[str]:
     """The ordinary-text pieces of ``text`` with the special tokens removed."""
     return [text] if specials is None else specials.split(text)
 
-
-def pretokens(text: str) -> list[str]:
-    """GPT-2 pre-tokens of ``text`` (which must hold no special tokens)."""
-    return GPT2_REGEX.findall(text)

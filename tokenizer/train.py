@@ -24,7 +24,7 @@ from tritonlm.util.process_memory import status_kb
 from tritonlm.tokenizer.merges import learn_merges
 from tritonlm.tokenizer.pretokenize import validate_special_tokens
 from tritonlm.tokenizer.tokenizer import Tokenizer
-from tritonlm.tokenizer.trainer import check_vocab_size, count_pretokens
+from tritonlm.tokenizer.bpe import check_vocab_size, count_pretokens
 from tritonlm.tokenizer.vocab_files import save_tokenizer_files
 
 

@@ -16,7 +16,7 @@ import time
 import torch
 
 from bench.common import Measurement, gbs, peak_memory_mib, tflops, time_ms
-from tritonlm.kernels._testing import output_and_grads
+from bench.kernel_checks import output_and_grads
 
 from .cases import Case
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 GIB = 1024**3
 
@@ -161,9 +161,3 @@ def max_batch_size(cfg: ModelConfig, memory_bytes: int, seq_len: int | None = No
     one, two = (training_memory(cfg, b, seq_len, param_bytes, activation_bytes).total for b in (1, 2))
     per_sequence = two - one
     return max(0, (memory_bytes - (one - per_sequence)) // per_sequence)
-
-
-if __name__ == "__main__":
-    from tritonlm.model.accounting_report import main
-
-    raise SystemExit(main())

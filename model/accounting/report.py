@@ -19,9 +19,9 @@ from pathlib import Path
 from tritonlm.util.atomic import write_json_atomic
 from tritonlm.util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
 
-from .accounting import GIB, count_parameters, forward_flops, max_batch_size, parameter_counts, training_memory
-from .config import ModelConfig
-from .presets import PRESETS, preset
+from . import GIB, count_parameters, forward_flops, max_batch_size, parameter_counts, training_memory
+from ..config import ModelConfig
+from ..presets import PRESETS, preset
 
 DEFAULT_PRESETS = ("gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl")
 

@@ -32,6 +32,11 @@ from ._ops import kernel_op, launch
 from ._rows import row_start
 from ._reference_grads import RMSNormFunction as ReferenceRMSNorm
 
+# Widest row held in registers in one pass. A 16,384-wide row needs 16 warps, which caps each
+# thread at 128 registers, and the backward (x, dy, weight and their products live at once)
+# spills about 340 bytes there on sm_80/89/90; from 8,193 columns on, the rows are looped over.
+_GPU_MAX_BLOCK = 8192
+
 
 def rmsnorm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """From-scratch PyTorch RMSNorm, computed in float32 and returned in ``x.dtype``; the
@@ -157,7 +162,7 @@ def rmsnorm_forward(x2d: torch.Tensor, weight: torch.Tensor, eps: float) -> tupl
     y, rstd = _forward_outputs(x2d, weight, eps)
     n_rows, n_cols = x2d.shape
     if n_rows:
-        blocks = row_blocks(n_cols, tile_rows=True)
+        blocks = row_blocks(n_cols, _GPU_MAX_BLOCK, tile_rows=True)
         launch(_rmsnorm_forward_kernel, (triton.cdiv(n_rows, blocks.rows),))(
             x2d, weight, y, rstd, x2d.stride(0), y.stride(0), n_rows, n_cols, eps,
             BLOCK=blocks.block, ROWS=blocks.rows, SINGLE_PASS=blocks.single_pass, num_warps=blocks.num_warps,
@@ -182,7 +187,7 @@ def rmsnorm_backward(
     n_rows, n_cols = x2d.shape
     if n_rows == 0:
         return dx, torch.zeros_like(weight)
-    blocks = row_blocks(n_cols, tile_rows=True)
+    blocks = row_blocks(n_cols, _GPU_MAX_BLOCK, tile_rows=True)
     per_program = rows_per_program(n_rows, 4 * sm_count(x2d.device), multiple_of=blocks.rows)
     n_programs = triton.cdiv(n_rows, per_program)
     # One float32 partial weight-gradient row per program, zeroed for the multi-sweep path

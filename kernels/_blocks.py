@@ -139,14 +139,15 @@ def attention_row_block() -> int:
 # (BLOCK_M queries, BLOCK_N keys, warps, pipeline stages), per GPU family, kernel, precision and
 # head-dim regime, in order of preference. Every tile listed compiles without spilling registers
 # on its family (sm_80/sm_89: mma.sync; sm_90: wgmma), with Triton 3.6 and the newest release,
-# at the head dims of its regime: `python -m tritonlm.kernels.compile_check` proves it, and the
+# at the head dims of its regime (a head dim below the block, such as 80, masks columns and costs
+# registers of its own), causal or not, with fp32 or fp64 float scalars: `python -m tritonlm.kernels.compile_check` proves it, and the
 # committed table (bench/results/compile_table-*.json) records it. Tiles are then kept only where
 # their shared memory fits the device (``attention_shared_bytes``), so an RTX 4090 (99 KB per
 # block) never gets an H100 tile (227 KB).
 Tile = tuple[int, int, int, int]
 _ATTENTION_TILES: dict[tuple[str, str, str, str], list[Tile]] = {
     ("sm80", "forward", "16bit", "d<=64"): [(128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 3), (64, 64, 4, 2)],
-    ("sm80", "forward", "16bit", "d<=128"): [(128, 64, 8, 3), (64, 128, 8, 3), (32, 64, 4, 3)],
+    ("sm80", "forward", "16bit", "d<=128"): [(128, 64, 8, 3), (64, 128, 8, 3), (128, 32, 8, 2), (64, 32, 4, 2)],
     ("sm80", "forward", "16bit", "d<=256"): [(32, 32, 4, 2), (32, 32, 8, 2), (16, 32, 4, 2), (64, 32, 8, 2)],
     ("sm80", "forward", "fp32", "d<=64"): [(32, 32, 8, 2), (16, 32, 8, 2), (16, 32, 4, 2), (16, 16, 4, 2)],
     ("sm80", "forward", "fp32", "d<=128"): [(16, 32, 4, 2), (16, 16, 4, 2), (32, 16, 8, 2)],
@@ -155,13 +156,13 @@ _ATTENTION_TILES: dict[tuple[str, str, str, str], list[Tile]] = {
     ("sm80", "dkdv", "16bit", "d<=128"): [(64, 64, 8, 3), (32, 32, 4, 2), (64, 32, 4, 3)],
     ("sm80", "dkdv", "16bit", "d<=256"): [(32, 32, 8, 2), (64, 32, 8, 2), (16, 16, 4, 2)],
     ("sm80", "dkdv", "fp32", "d<=64"): [(32, 32, 8, 2), (16, 32, 8, 2), (16, 32, 4, 2), (16, 16, 4, 2)],
-    ("sm80", "dkdv", "fp32", "d<=128"): [(16, 32, 8, 2), (16, 16, 4, 2)],
+    ("sm80", "dkdv", "fp32", "d<=128"): [(16, 32, 8, 2), (16, 16, 8, 2)],
     ("sm80", "dkdv", "fp32", "d<=256"): [(16, 16, 8, 2), (16, 16, 4, 2)],
     ("sm80", "dq", "16bit", "d<=64"): [(64, 64, 4, 3), (64, 64, 8, 3), (128, 64, 8, 3), (64, 32, 4, 3)],
-    ("sm80", "dq", "16bit", "d<=128"): [(64, 64, 8, 3), (128, 32, 8, 3), (32, 64, 4, 3)],
+    ("sm80", "dq", "16bit", "d<=128"): [(64, 64, 8, 3), (128, 32, 8, 3), (32, 64, 4, 3), (32, 64, 4, 2)],
     ("sm80", "dq", "16bit", "d<=256"): [(32, 32, 4, 2), (32, 32, 8, 2), (16, 32, 4, 2), (64, 32, 8, 2)],
     ("sm80", "dq", "fp32", "d<=64"): [(16, 32, 8, 2), (16, 32, 4, 2), (32, 16, 8, 2), (32, 32, 4, 2)],
-    ("sm80", "dq", "fp32", "d<=128"): [(16, 16, 4, 2)],
+    ("sm80", "dq", "fp32", "d<=128"): [(16, 16, 4, 2), (16, 16, 4, 1)],
     ("sm80", "dq", "fp32", "d<=256"): [(16, 32, 8, 2), (16, 32, 4, 2), (16, 16, 4, 2), (32, 16, 8, 2)],
     ("sm90", "forward", "16bit", "d<=64"): [(128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (128, 128, 8, 2)],
     ("sm90", "forward", "16bit", "d<=128"): [(128, 64, 8, 3), (64, 64, 4, 3), (64, 64, 4, 2), (64, 128, 8, 3)],
@@ -172,8 +173,8 @@ _ATTENTION_TILES: dict[tuple[str, str, str, str], list[Tile]] = {
     ("sm90", "dkdv", "16bit", "d<=64"): [(64, 64, 4, 3), (64, 64, 8, 3), (32, 64, 4, 3), (64, 128, 8, 3)],
     ("sm90", "dkdv", "16bit", "d<=128"): [(64, 64, 8, 3), (32, 64, 4, 3), (32, 128, 8, 2), (32, 32, 4, 2)],
     ("sm90", "dkdv", "16bit", "d<=256"): [(32, 32, 8, 2), (64, 32, 8, 2), (16, 16, 4, 2)],
-    ("sm90", "dkdv", "fp32", "d<=64"): [(16, 32, 8, 2), (16, 16, 4, 2), (32, 16, 8, 2)],
-    ("sm90", "dkdv", "fp32", "d<=128"): [(16, 32, 8, 2), (16, 16, 4, 2)],
+    ("sm90", "dkdv", "fp32", "d<=64"): [(16, 16, 4, 2), (32, 16, 8, 2)],
+    ("sm90", "dkdv", "fp32", "d<=128"): [(16, 32, 8, 2), (16, 16, 4, 2), (16, 16, 8, 2)],
     ("sm90", "dkdv", "fp32", "d<=256"): [(16, 16, 8, 2), (32, 16, 8, 1)],
     ("sm90", "dq", "16bit", "d<=64"): [(64, 64, 4, 3), (64, 64, 8, 3), (128, 64, 8, 3), (64, 32, 4, 3)],
     ("sm90", "dq", "16bit", "d<=128"): [(64, 64, 4, 3), (64, 64, 8, 3), (128, 64, 8, 3), (64, 32, 4, 3)],

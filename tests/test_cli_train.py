@@ -70,7 +70,7 @@ def test_failed_resume_changes_nothing_and_stale_temporaries_are_cleaned(tmp_pat
 def test_second_job_on_the_same_run_folder_refuses(tmp_path, tokens):
     run = tmp_path / "run"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tritonlm.train.setup import RunLock; "
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tritonlm.train.run_start import RunLock; "
          f"Path({str(run)!r}).mkdir(); lock = RunLock(Path({str(run)!r})); print('locked', flush=True); time.sleep(60)"],
         cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:

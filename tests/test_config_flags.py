@@ -8,10 +8,15 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tritonlm.util.cli import ConfigError, add_dataclass_arguments, apply_overrides, config_from_argv, parse_overrides
+from tritonlm.util.cli import ConfigError, add_dataclass_arguments, apply_overrides, parse_overrides
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.presets import PRESETS, get_preset
 from tritonlm.train.train import config_from_args, main
+
+
+def config_from_argv(argv: list[str], config: TrainConfig) -> TrainConfig:
+    """``argv``'s ``--key=value`` overrides applied to ``config``, as the CLIs apply their leftovers."""
+    return apply_overrides(config, parse_overrides(argv, config))
 
 
 def test_overrides_convert_types_and_nested_fields():

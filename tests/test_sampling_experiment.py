@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from tritonlm.model import TransformerLM, presets
+from tritonlm.tokenizer import ByteTokenizer
 from tritonlm.train.checkpoint import save_checkpoint
 from tritonlm.train.experiments import sampling
 from tritonlm.train.experiments.sampling import Setting, known_word_share, repetition, settings_grid
-from tritonlm.train.run_folder import ByteTokenizer
 
 
 def test_repetition_counts_repeated_word_4grams():

@@ -3,10 +3,9 @@ measured per document."""
 
 from __future__ import annotations
 
-from tritonlm.tokenizer import END_OF_TEXT, train_bpe
+from tritonlm.tokenizer import END_OF_TEXT, ByteTokenizer, train_bpe
 from tritonlm.tokenizer.tokenizer import Tokenizer
 from tritonlm.train.experiments.tokenizers import compression_of_samples, sample_documents
-from tritonlm.train.run_folder import ByteTokenizer
 
 
 def _corpus(n: int) -> tuple[str, list[str]]:

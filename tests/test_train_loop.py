@@ -19,7 +19,7 @@ from tritonlm.train import read_checkpoint
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.loop import NonFiniteLossError, run_training
 from tritonlm.train.metrics import read_metrics
-from tritonlm.train.setup import RunFolderError
+from tritonlm.train.run_start import RunFolderError
 
 VOCAB = 64
 

@@ -11,6 +11,7 @@ if __name__ != "tritonlm.tokenizer":  # the folder imported as `tokenizer` from 
 
     become_alias(__name__)  # tritonlm.tokenizer, or another installed distribution named tokenizer
 else:
+    from tritonlm.tokenizer.byte_tokenizer import ByteTokenizer
     from tritonlm.tokenizer.corpus_encoder import EncodeStats, encode_file
     from tritonlm.tokenizer.tokenfile import open_tokens, read_token_header, write_tokens
     from tritonlm.tokenizer.tokenizer import END_OF_TEXT, Tokenizer
@@ -18,6 +19,7 @@ else:
 
     __all__ = [
         "END_OF_TEXT",
+        "ByteTokenizer",
         "EncodeStats",
         "Tokenizer",
         "count_pretokens",

@@ -28,11 +28,11 @@ import torch
 
 from tritonlm import kernels
 from tritonlm.model import TransformerLM
-from tritonlm.tokenizer import END_OF_TEXT
+from tritonlm.tokenizer import END_OF_TEXT, ByteTokenizer
 
 from tritonlm.util.cli import cli_main
 
-from .run_folder import ByteTokenizer, load_model, load_tokenizer
+from .run_folder import load_model, load_tokenizer
 
 
 # -------------------------------------------------------------------------------------- sampling

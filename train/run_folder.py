@@ -19,10 +19,9 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from tritonlm.model import ModelConfig, TransformerLM
-from tritonlm.tokenizer import END_OF_TEXT
+from tritonlm.tokenizer import END_OF_TEXT, ByteTokenizer
 
 
 @dataclass(frozen=True)
@@ -105,16 +104,6 @@ def load_model(run_or_checkpoint: str | os.PathLike, device: str = "cpu", kernel
     model = TransformerLM.from_config(cfg, device=device)
     model.load_state_dict(payload["model"])
     return model.eval()
-
-
-class ByteTokenizer:
-    """Raw UTF-8 bytes as token ids 0..255 (for models trained on byte token files)."""
-
-    def encode(self, text: str) -> list[int]:
-        return list(text.encode("utf-8"))
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return bytes(int(i) for i in ids if i < 256).decode("utf-8", errors="replace")
 
 
 def find_tokenizer_dir(run_or_checkpoint: str | os.PathLike) -> Path | None:

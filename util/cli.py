@@ -233,8 +233,3 @@ def overrides_from_namespace(namespace: argparse.Namespace) -> dict[str, str]:
 
 def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-
-
-def config_from_argv(argv: list[str], config: Any) -> Any:
-    """Parse ``--key=value`` overrides from ``argv`` and apply them to ``config``."""
-    return apply_overrides(config, parse_overrides(argv, config))

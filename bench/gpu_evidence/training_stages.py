@@ -20,9 +20,9 @@ import torch
 from bench.common import device_peaks
 from tritonlm.model.accounting import training_flops
 from tritonlm.train import clip_grad_norm
-from tritonlm.train.loop import LossModule
+from tritonlm.train.build import build_model_and_optimizer
 from tritonlm.train.presets import h100
-from tritonlm.train.setup import build_model_and_optimizer
+from tritonlm.train.step import LossModule
 
 from . import children
 from .record import Evidence, error_fields

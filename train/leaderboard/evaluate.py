@@ -8,7 +8,7 @@ from tqdm.auto import tqdm
 
 from tritonlm.model import TransformerLM
 from tritonlm.train.config import TrainConfig
-from tritonlm.train.setup import autocast_context
+from tritonlm.train.step import autocast_context
 
 
 @torch.no_grad()

@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from tritonlm.model import TransformerLM
+from tritonlm.tokenizer import ByteTokenizer
 from tritonlm.train.generate import eos_id_of, generate, tokenizer_vocab_size
-from tritonlm.train.run_folder import ByteTokenizer, RunFolder, load_tokenizer
+from tritonlm.train.run_folder import RunFolder, load_tokenizer
 
 from .data import PreparedData
 from .options import Job, LeaderboardConfig

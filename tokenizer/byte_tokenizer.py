@@ -1,0 +1,18 @@
+"""``ByteTokenizer``: raw UTF-8 bytes as token ids 0..255, for models trained on byte token files.
+
+It has the ``encode``/``decode`` of ``Tokenizer``, so generation and the reports take either.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+class ByteTokenizer:
+    """Raw UTF-8 bytes as token ids 0..255 (for models trained on byte token files)."""
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return bytes(int(i) for i in ids if i < 256).decode("utf-8", errors="replace")

@@ -1,0 +1,83 @@
+"""Starting a run in its folder: check the folder, lock it for this job, write ``config.json``.
+
+Checking touches nothing, so a start that fails on a bad input leaves no trace; the folder is
+created and locked only once every input is known to be good.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from tritonlm.util.atomic import remove_stale_temporaries, write_json_atomic
+from tritonlm.util.cli import UserError
+from tritonlm.util.runinfo import run_metadata
+
+from .config import TrainConfig
+from .distributed import DistInfo
+from .run_folder import RunFolder
+
+
+class RunFolderError(RuntimeError, UserError):
+    """An output folder that would be overwritten, or a resume without a run to resume."""
+
+
+def check_run_dir(cfg: TrainConfig) -> Path:
+    """The run folder ``out_dir``, checked but not touched: a folder (not a file), with a
+    checkpoint to ``--resume`` from, and not a finished run unless ``--overwrite``."""
+    run_dir = Path(cfg.out_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"--out_dir {run_dir} is a file, not a folder; choose another --out_dir")
+    checkpoint = RunFolder(run_dir).checkpoint
+    if cfg.resume and not checkpoint.exists():
+        raise RunFolderError(f"--resume: no checkpoint at {checkpoint}; start without --resume")
+    if not cfg.resume and checkpoint.exists() and not cfg.overwrite:
+        raise RunFolderError(
+            f"{run_dir} already holds a run ({checkpoint.name}); continue it with --resume, "
+            "replace it with --overwrite, or choose another --out_dir"
+        )
+    return run_dir
+
+
+class RunLock:
+    """Exclusive use of a run folder by one job: an ``fcntl`` lock on ``RUN/.lock`` (which holds
+    the job's pid), released when the job ends, or by the system when its process dies."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".lock"
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "unknown"
+            self._file.close()
+            raise RunFolderError(f"{run_dir} is in use by another job (pid {holder}); wait for it to end, or choose "
+                                 "another --out_dir") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            self.path.unlink(missing_ok=True)
+            self._file.close()  # closing the file releases the lock
+
+
+def start_run_dir(run_dir: Path, info: DistInfo) -> RunLock | None:
+    """Create the run folder and lock it for this job (on the main rank), and clean up what an
+    earlier job's crash left there; called once the inputs are known to be good."""
+    if not info.is_main:
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir)
+    remove_stale_temporaries(run_dir)
+    return lock
+
+
+def write_run_config(cfg: TrainConfig, run_dir: Path, info: DistInfo) -> None:
+    """``config.json``: the configuration and metadata of the run, once it has started."""
+    if info.is_main:
+        write_json_atomic(RunFolder(run_dir).config, {"config": cfg.to_dict(), "metadata": run_metadata()})

@@ -37,7 +37,8 @@ from pathlib import Path
 from tritonlm.model import ModelConfig
 from tritonlm.util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
 from tritonlm.train.config import TrainConfig
-from tritonlm.train.leaderboard.data import DataSettings, padded_vocab_size, prepare_data, resolve_texts
+from tritonlm.corpora.settings import DataSettings
+from tritonlm.train.leaderboard.data import padded_vocab_size, prepare_data, resolve_texts
 from tritonlm.train.reporting import markdown_table, parse_duration
 from tritonlm.util.atomic import write_text_atomic
 from tritonlm.train.experiments.sweep import RunSpec, Sweep, run_sweep

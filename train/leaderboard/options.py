@@ -7,22 +7,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tritonlm.corpora.settings import DataSettings, check_sizes
 from tritonlm.train.config import TrainConfig
 
 PRESET_CHOICES = ("auto", "cpu", "h100")
 
 
-@dataclass
-class LeaderboardConfig:
-    """The leaderboard's own options (everything else is a ``TrainConfig`` field)."""
+@dataclass(frozen=True)
+class LeaderboardConfig(DataSettings):
+    """The leaderboard's own options (everything else is a ``TrainConfig`` field): the data
+    settings of ``corpora.DataSettings`` (its fields come first, as flags of the same names), then
+    the final evaluation and the samples."""
 
-    vocab_size: int = 2048  # BPE vocabulary, special token included (the model's is padded to x64)
-    tokenizer_train_bytes: int = 2_000_000  # bytes of training text the BPE trainer reads; 0 = all
-    train_bytes: int = 0  # encode only the first bytes of the training text; 0 = all
-    val_bytes: int = 0  # the validation set is the first bytes of the validation text; 0 = all
-    story_train_bytes: int = 8_000_000  # size of the generated training corpus (no data given)
-    story_val_bytes: int = 250_000  # size of the generated validation corpus
-    story_seed: int = 0  # generated training text uses this seed, validation seed + 1_000_003
     eval_batch_size: int = 32  # sequences per forward pass of the final evaluation
     num_samples: int = 4  # generated samples in the report
     sample_tokens: int = 160  # maximum new tokens per sample
@@ -30,14 +26,8 @@ class LeaderboardConfig:
     top_p: float = 0.95
 
     def __post_init__(self) -> None:
-        if self.vocab_size < 257:
-            raise ValueError(f"vocab_size must be at least 257 (256 bytes + <|endoftext|>), got {self.vocab_size}")
-        for name in ("tokenizer_train_bytes", "train_bytes", "val_bytes", "num_samples"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("story_train_bytes", "story_val_bytes", "eval_batch_size", "sample_tokens"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        super().__post_init__()
+        check_sizes(self, non_negative=("num_samples",), positive=("eval_batch_size", "sample_tokens"))
         if not (self.temperature > 0 and 0 < self.top_p <= 1):
             raise ValueError("need temperature > 0 and 0 < top_p <= 1")
 

@@ -6,7 +6,7 @@ hash), trains the LM for ``--budget`` of training time with the learning-rate sc
 the budget, evaluates the final model on the whole validation set, samples from it, and writes
 a report (Markdown + JSON) next to the metrics and plots.
 
-Presets (the ``cpu`` and ``h100`` recipes of ``train.presets``): ``cpu`` (the whole command in
+Presets (the ``cpu`` and ``h100`` recipes of ``train.recipes``): ``cpu`` (the whole command in
 under 10 minutes on 2 cores), ``h100`` (the leaderboard recipe for 1.5 hours on one H100: bf16
 autocast, ``torch.compile``, the Triton kernels, and the known-good improvements as flags) and
 ``auto`` (h100 on CUDA, else cpu). Without data arguments it trains on children's stories
@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 
 from tritonlm.train.config import TrainConfig
-from tritonlm.train.presets import get_preset
+from tritonlm.train.recipes import LEADERBOARD_CHOICES, LeaderboardConfig, leaderboard_recipe
 from tritonlm.train.reporting import format_duration, parse_duration
 from tritonlm.util.cli import (add_dataclass_arguments, apply_overrides, check_known_key, cli_main, flatten_fields,
                       overrides_from_namespace)
 
-from .options import PRESET_CHOICES, Job, LeaderboardConfig, recipe_options, resolve_preset_name
+from .options import Job
 from .pipeline import run_leaderboard
 from .report import describe_plan
 
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-data", default=None,
                         help="validation text or token file (default: the matching shared split, or stories)")
     parser.add_argument("--tokenizer", default=None, help="use this tokenizer folder instead of training one")
-    parser.add_argument("--preset", default="auto", choices=PRESET_CHOICES, help="auto: h100 on CUDA, else cpu")
+    parser.add_argument("--preset", default="auto", choices=LEADERBOARD_CHOICES, help="auto: h100 on CUDA, else cpu")
     parser.add_argument("--budget", default=None, help="training wall-clock budget, e.g. 90m, 1.5h, 300s (preset's by default)")
     parser.add_argument("--kernels", default=None, help="kernel backends, e.g. auto, torch, triton, 'triton,attention=torch'")
     parser.add_argument("--out", default=None, help="run folder (same as --out_dir; default runs/leaderboard-<preset>-<time>); "
@@ -89,14 +89,14 @@ def resolve_job(argv: list[str] | None = None) -> Job:
         parser.error(f"unrecognised arguments: {' '.join(rest)} (options are --key=value; see --help)")
     overrides = overrides_from_namespace(args)
     mine, theirs = split_overrides(overrides)
-    preset = resolve_preset_name(args.preset)
-    recipe = get_preset(preset)
-    options = apply_overrides(recipe_options(preset), mine)
-    budget = parse_duration(args.budget) if args.budget else recipe.budget_seconds
+    recipe = leaderboard_recipe(args.preset)
+    preset = recipe.name
+    options = apply_overrides(recipe.leaderboard, mine)
+    budget = parse_duration(args.budget) if args.budget else recipe.train.budget_seconds
     if args.out and "out_dir" in theirs:
         parser.error("give the run folder once: --out or --out_dir")
     out_dir = Path(args.out or theirs.pop("out_dir", None) or f"runs/leaderboard-{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    base = dataclasses.replace(recipe, budget_seconds=budget, out_dir=str(out_dir))
+    base = dataclasses.replace(recipe.train_config(), budget_seconds=budget, out_dir=str(out_dir))
     if args.kernels:
         base = apply_overrides(base, {"model.kernels": args.kernels})
     train = apply_overrides(base, theirs)

@@ -30,7 +30,7 @@ from tritonlm.tokenizer.chunks import default_workers
 from tritonlm.tokenizer.pretokenize import GPT2_PATTERN
 from tritonlm.tokenizer.tokenfile import open_tokens
 from tritonlm.tokenizer.vocab_files import load_vocab
-from tritonlm.util.corpora import SharedDataMissing, fixture_path, shared_corpus
+from tritonlm.corpora.shared import SharedDataMissing, fixture_path, shared_corpus
 
 
 def gpt2_peers():

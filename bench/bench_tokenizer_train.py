@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.common import RESULTS_DIR, write_results
 from bench.tokenizer_benchlib import machine_load, run_job, summarise
 from tritonlm.tokenizer.chunks import default_workers
-from tritonlm.util.corpora import SharedDataMissing, shared_corpus
+from tritonlm.corpora.shared import SharedDataMissing, shared_corpus
 from tritonlm.util.plotting import pyplot, save_figure
 
 

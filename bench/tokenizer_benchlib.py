@@ -78,7 +78,7 @@ def job_stream_encode(path: str) -> dict:
     """Stream-encode a file; peak extra memory from VmHWM (ru_maxrss would include the parent's
     peak from before exec)."""
     from tritonlm.tokenizer import Tokenizer
-    from tritonlm.util.corpora import fixture_path
+    from tritonlm.corpora.shared import fixture_path
 
     tok = Tokenizer.from_files(fixture_path("gpt2_vocab.json"), fixture_path("gpt2_merges.txt"), [EOT])
     (baseline,) = status_kb(os.getpid(), ("VmRSS",))

@@ -16,7 +16,7 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
-from tritonlm.util.corpora import SharedDataMissing, fixture_path, shared_corpus  # noqa: E402
+from tritonlm.corpora.shared import SharedDataMissing, fixture_path, shared_corpus  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 

@@ -33,7 +33,8 @@ def test_bad_budget_and_unknown_flag(tmp_path):
 
 _PREPARE = """
 import sys
-from tritonlm.train.leaderboard.data import DataSettings, prepare_data
+from tritonlm.corpora.settings import DataSettings
+from tritonlm.train.leaderboard.data import prepare_data
 data = prepare_data(None, None, DataSettings(vocab_size=300, tokenizer_train_bytes=200_000,
                                              story_train_bytes=400_000, story_val_bytes=20_000))
 print(data.train_tokens, data.val_tokens, data.tokenizer_dir)

@@ -10,7 +10,7 @@ import pytest
 
 from tritonlm.util.cli import ConfigError, add_dataclass_arguments, apply_overrides, parse_overrides
 from tritonlm.train.config import TrainConfig
-from tritonlm.train.presets import PRESETS, get_preset
+from tritonlm.train.recipes import RECIPES as PRESETS, recipe_config as get_preset
 from tritonlm.train.train import config_from_args, main
 
 

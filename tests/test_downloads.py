@@ -13,8 +13,8 @@ import threading
 import pytest
 
 from conftest import assert_user_error, run_cli
-from tritonlm.util import downloads
-from tritonlm.util.downloads import DownloadError, RemoteFile, dataset_text, fetch
+from tritonlm.corpora import downloads
+from tritonlm.corpora.downloads import DownloadError, RemoteFile, dataset_text, fetch
 
 DATA = b"".join(b"story %06d: once upon a time.\n" % i for i in range(40_000))  # ~1.2 MB
 
@@ -140,7 +140,8 @@ def test_offline_the_command_fails_in_one_line_naming_the_url(tmp_path):
 
 
 def test_the_leaderboard_data_argument_downloads_both_splits(server, monkeypatch):
-    from tritonlm.train.leaderboard.data import DataSettings, resolve_texts
+    from tritonlm.corpora.settings import DataSettings
+    from tritonlm.train.leaderboard.data import resolve_texts
 
     monkeypatch.setitem(downloads.DATASETS, "owt", {
         "train": RemoteFile("data/file.txt.gz", "owt_train.txt.gz", gzipped=True),

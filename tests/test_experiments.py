@@ -14,7 +14,7 @@ from tritonlm.train.config import TrainConfig
 from tritonlm.train.experiments.cli import ablation_runs, batch_size_runs, default_batch_sizes, lr_sweep_runs, main
 from tritonlm.train.experiments.sweep import RunSpec, Sweep, run_sweep
 from tritonlm.train.experiments.writeup_checks import lr_toy
-from tritonlm.train.leaderboard.stories import generate_corpus
+from tritonlm.corpora.stories import generate_corpus
 from tritonlm.train.loop import NonFiniteLossError
 from tritonlm.train.reporting import fmt
 from tritonlm.util.cli import apply_overrides

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tritonlm.kernels import resolve_backend
-from tritonlm.util.corpora import SharedDataMissing, shared_corpus
+from tritonlm.corpora.shared import SharedDataMissing, shared_corpus
 from tritonlm.tokenizer.tokenfile import (
     TokenFileError,
     TokenFileWriter,

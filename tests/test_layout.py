@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("kernels", "model", "tokenizer", "train", "util")
+PACKAGES = ("corpora", "kernels", "model", "tokenizer", "train", "util")
 
 
 def python(code: str, cwd: Path, env: dict | None = None, timeout: int = 300) -> dict:

@@ -20,7 +20,7 @@ from tritonlm.train.metrics import read_metrics
 from tritonlm.train.reporting import parse_duration
 from tritonlm.train.experiments.results import main as results_main
 from tritonlm.train.experiments.results import module_command
-from tritonlm.train.leaderboard.stories import generate_corpus, unigram_entropy
+from tritonlm.corpora.stories import generate_corpus, unigram_entropy
 
 TINY_MODEL = ["--model.d_model=32", "--model.num_layers=1", "--model.num_heads=2", "--model.context_length=32",
               "--batch_size=8", "--progress=false"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from tritonlm.train.leaderboard.stories import (
+from tritonlm.corpora.stories import (
     DOC_SEPARATOR,
     END_OF_TEXT,
     PLOTS,
@@ -117,8 +117,8 @@ def test_every_story_has_exactly_one_derivation_and_its_log_probability():
     so -log p of a corpus (its floor) is exact, not an estimate."""
     import random
 
-    from tritonlm.train.leaderboard.grammar import Writer, derivations, write_document
-    from tritonlm.train.leaderboard.stories import write_story
+    from tritonlm.corpora.grammar import Writer, derivations, write_document
+    from tritonlm.corpora.stories import write_story
 
     rng = random.Random(11)
     for _ in range(150):
@@ -142,8 +142,8 @@ def test_every_story_has_exactly_one_derivation_and_its_log_probability():
 
 
 def test_a_text_the_grammar_cannot_write_has_no_derivation():
-    from tritonlm.train.leaderboard.grammar import derivations
-    from tritonlm.train.leaderboard.stories import generate_story, write_story
+    from tritonlm.corpora.grammar import derivations
+    from tritonlm.corpora.stories import generate_story, write_story
 
     story = generate_story(__import__("random").Random(3))
     assert derivations(write_story, story.replace(".", "!", 1).replace(" ", "  ", 1)) == []
@@ -164,7 +164,7 @@ def test_the_floor_of_an_enumerable_grammar_equals_its_exact_entropy(tmp_path):
     generator records converges to it; and each text's recorded probability is its exact one."""
     import random
 
-    from tritonlm.train.leaderboard.grammar import enumerate_documents, write_document
+    from tritonlm.corpora.grammar import enumerate_documents, write_document
 
     documents = enumerate_documents(_toy_grammar)
     probabilities = dict(documents)
@@ -179,7 +179,7 @@ def test_the_floor_of_an_enumerable_grammar_equals_its_exact_entropy(tmp_path):
 
 
 def test_corpus_floor_is_the_recorded_nll_over_the_tokens(tmp_path):
-    from tritonlm.train.leaderboard.stories import corpus_floor, generate_corpus_with_logprob, logprob_path, write_corpus
+    from tritonlm.corpora.stories import corpus_floor, generate_corpus_with_logprob, logprob_path, write_corpus
 
     path = write_corpus(tmp_path / "val.txt", 30_000, seed=5)
     text, nll, documents = generate_corpus_with_logprob(30_000, seed=5)

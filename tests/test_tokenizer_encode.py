@@ -97,7 +97,7 @@ def test_decode_replaces_invalid_utf8(gpt2):
 
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory):
-    from tritonlm.util.corpora import SharedDataMissing, fixture_path
+    from tritonlm.corpora.shared import SharedDataMissing, fixture_path
 
     try:
         corpus = fixture_path("corpus.en")

@@ -15,13 +15,13 @@ import sys
 from tritonlm.util.cli import ConfigError, cli_main, add_dataclass_arguments, apply_overrides, overrides_from_namespace, parse_overrides
 from .config import TrainConfig
 from .loop import run_training
-from .presets import PRESETS, get_preset
+from .recipes import RECIPES, recipe_config
 
 
 def build_parser(base: TrainConfig) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    parser.add_argument("--preset", default="tiny", help=f"starting config: {', '.join(PRESETS)} (default: tiny)")
+    parser.add_argument("--preset", default="tiny", help=f"starting config: {', '.join(RECIPES)} (default: tiny)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     parser.add_argument("--kernels", default=None,
                         help="kernel backends, shorthand for --model.kernels: auto, torch, triton, 'triton,attention=torch'")
@@ -35,7 +35,7 @@ def config_from_args(argv: list[str]) -> tuple[TrainConfig, argparse.Namespace]:
     pre.add_argument("--preset", default="tiny")
     known, _ = pre.parse_known_args(argv)
     try:
-        base = get_preset(known.preset)
+        base = recipe_config(known.preset)
     except ValueError as e:
         build_parser(TrainConfig()).error(str(e))
     parser = build_parser(base)

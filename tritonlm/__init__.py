@@ -6,6 +6,7 @@ Everything the project ships is imported under this one name, ``tritonlm.<packag
 - ``tritonlm.tokenizer``: byte-level BPE trainer, encoder/decoder, token files;
 - ``tritonlm.model``: the Transformer LM and resource accounting;
 - ``tritonlm.kernels``: fused Triton kernels beside their PyTorch references;
+- ``tritonlm.corpora``: every text source (shared corpora, downloads, generated stories, files);
 - ``tritonlm.train``: optimizer, data, checkpoints, the loop, generation, leaderboard, experiments;
 - ``tritonlm.util``: small utilities the others share.
 
@@ -25,7 +26,7 @@ from pathlib import Path as _Path
 __version__ = "0.1.0"
 
 #: The packages of the distribution, each a folder of the repository.
-PACKAGES = ("kernels", "model", "tokenizer", "train", "util")
+PACKAGES = ("corpora", "kernels", "model", "tokenizer", "train", "util")
 
 
 def _checkout_root() -> "_Path | None":

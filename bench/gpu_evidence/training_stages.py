@@ -21,7 +21,7 @@ from bench.common import device_peaks
 from tritonlm.model.accounting import training_flops
 from tritonlm.train import clip_grad_norm
 from tritonlm.train.build import build_model_and_optimizer
-from tritonlm.train.presets import h100
+from tritonlm.train.recipes import recipe_config
 from tritonlm.train.step import LossModule
 
 from . import children
@@ -33,7 +33,7 @@ VARIANTS = (("triton", True), ("torch", True), ("triton", False), ("torch", Fals
 
 def _train_config(smoke: bool, kernels_backend: str, compiled: bool):
     """The h100 preset's training setup; in smoke runs a tiny model of the same recipe on the CPU."""
-    cfg = h100()
+    cfg = recipe_config("h100")
     model = dataclasses.replace(cfg.model, kernels=kernels_backend)
     if smoke:
         model = dataclasses.replace(model, vocab_size=128, context_length=32, d_model=32, num_layers=1, num_heads=2,

@@ -27,7 +27,7 @@ from tritonlm.tokenizer.vocab_files import load_vocab
 from tritonlm.train.reporting import markdown_table
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.cli import RunFailed
-from tritonlm.util.corpora import shared_corpus
+from tritonlm.corpora.shared import shared_corpus
 from tritonlm.util.plotting import pyplot, save_figure
 from tritonlm.util.process_memory import run_sampling_memory
 from tritonlm.util.runinfo import run_metadata

@@ -34,10 +34,11 @@ import math
 import sys
 from pathlib import Path
 
-from tritonlm.model import ModelConfig
 from tritonlm.util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
 from tritonlm.train.config import TrainConfig
-from tritonlm.train.leaderboard.data import DataSettings, padded_vocab_size, prepare_data, resolve_texts
+from tritonlm.train.recipes import recipe_config
+from tritonlm.corpora.settings import DataSettings
+from tritonlm.train.leaderboard.data import padded_vocab_size, prepare_data, resolve_texts
 from tritonlm.train.reporting import markdown_table, parse_duration
 from tritonlm.util.atomic import write_text_atomic
 from tritonlm.train.experiments.sweep import RunSpec, Sweep, run_sweep
@@ -52,19 +53,6 @@ ABLATIONS = {
     "silu-ffn": ("SiLU FFN, d_ff = 4 d_model", {"model.ffn": "silu", "model.d_ff": None}),
 }
 CPU_MAX_BATCH = 128  # on a CPU the "memory limit" is time: batches beyond this see too few steps
-
-
-def experiment_base(steps: int | None = 150, budget_seconds: float | None = None) -> TrainConfig:
-    """The small model every experiment run trains: 4 x 128, context 64, batch 16 (1,024 tokens
-    per step). By default each run takes a fixed number of steps, so runs compare at equal tokens
-    even when the shared CPU's speed varies from run to run; ``budget_seconds`` instead gives
-    every run the same training time (what the batch-size question asks about)."""
-    model = ModelConfig(vocab_size=2048, context_length=64, d_model=128, num_layers=4, num_heads=4,
-                        kernels="auto")
-    return TrainConfig(model=model, batch_size=16, max_iters=None if budget_seconds else steps,
-                       budget_seconds=budget_seconds, schedule="cosine", max_lr=3e-3, min_lr=3e-4,
-                       warmup_fraction=0.05, eval_interval=25, eval_iters=8, log_interval=5, checkpoint_interval=50,
-                       progress=False, seed=0)
 
 
 def lr_sweep_runs(values: list[str] | None) -> list[RunSpec]:
@@ -160,6 +148,13 @@ def build_sweep(kind: str, args: argparse.Namespace, base: TrainConfig) -> Sweep
                  x_axis="minutes" if base.budget_seconds else "tokens")
 
 
+def experiment_config(steps: int | None, budget_seconds: float | None) -> TrainConfig:
+    """The ``experiment`` recipe for ``steps`` optimizer steps, or, with ``budget_seconds``, for
+    that much training time instead (what the batch-size question asks about)."""
+    length = {"max_iters": None, "budget_seconds": budget_seconds} if budget_seconds else {"max_iters": steps}
+    return dataclasses.replace(recipe_config("experiment"), **length)
+
+
 def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainConfig:
     """The shared config of a sweep: data prepared (cached) as the leaderboard does, overrides."""
     settings = DataSettings(vocab_size=args.vocab_size, tokenizer_train_bytes=args.tokenizer_bytes,
@@ -170,7 +165,7 @@ def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainCo
         raise ValueError("--tokens sets the length of batch-size runs; it cannot be combined with --budget "
                          "or used with another kind")
     budget = args.budget or ("40s" if args.kind == "batch-size" and not args.tokens else None)
-    base = experiment_base(args.steps, parse_duration(budget) if budget else None)
+    base = experiment_config(args.steps, parse_duration(budget) if budget else None)
     base = apply_overrides(base, {"train_data": str(data.train_tokens), "val_data": str(data.val_tokens),
                                   "model.vocab_size": padded_vocab_size(data.vocab_size)})
     return apply_overrides(base, overrides)
@@ -201,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-bytes", type=int, default=10_000_000,
                         help="use only the first bytes of the training text (default 10 MB; 0 = all)")
     parser.add_argument("--val-bytes", type=int, default=300_000, help="use only the first bytes of the validation text")
-    add_dataclass_arguments(parser, experiment_base(), "training options of every run (TrainConfig fields)")
+    add_dataclass_arguments(parser, recipe_config("experiment"), "training options of every run (TrainConfig fields)")
     return parser
 
 

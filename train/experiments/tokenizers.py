@@ -24,8 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from tritonlm.tokenizer import END_OF_TEXT
-from tritonlm.util.corpora import SharedDataMissing, fixture_path, shared_corpus
-from tritonlm.train.leaderboard.data import SPECIAL_TOKENS, DataSettings, prepare_tokenizer, resolve_texts
+from tritonlm.corpora.shared import SharedDataMissing, fixture_path, shared_corpus
+from tritonlm.corpora.settings import DataSettings
+from tritonlm.train.leaderboard.data import SPECIAL_TOKENS, prepare_tokenizer, resolve_texts
 from tritonlm.train.run_folder import load_tokenizer
 from tritonlm.train.reporting import markdown_table
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic

@@ -2,13 +2,14 @@
 training core, one module per stage.
 
 - ``options``: the job's own options and the resolved ``Job``;
-- ``stories``: the built-in corpus (generated children's stories);
-- ``data``: data arguments -> text -> BPE tokenizer -> token files, each cached;
+- ``data``: data arguments -> a text source of ``tritonlm.corpora`` -> BPE tokenizer -> token
+  files, each cached;
 - ``pipeline``: ``run_leaderboard``, the stages in order (training is ``train.loop``);
 - ``evaluate``: the final evaluation on every validation token;
 - ``samples``: samples from the trained model;
 - ``report``: the plan behind a preset, and the run's report;
-- ``cli``: the command line.
+- ``cli``: the command line;
+- ``stories``: the old name of ``tritonlm.corpora.stories``'s command line.
 """
 
 from .options import Job, LeaderboardConfig

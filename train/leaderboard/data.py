@@ -1,9 +1,8 @@
-"""Data for the leaderboard and the experiments: corpus -> BPE tokenizer -> token files, cached.
+"""Data for the leaderboard and the experiments: text source -> BPE tokenizer -> token files, cached.
 
-A data argument is one of: nothing or ``stories`` (the generated corpus of ``train.leaderboard.stories``),
-a shared corpus name (``gutenberg``, ``imdb``, or a file name such as ``gutenberg_train``), a
-dataset downloaded on first use (``tinystories``, ``owt``; see ``util.downloads``), a text file,
-or a token file (``python -m tokenizer.encode``). Text is turned into tokens with a
+The text comes from ``tritonlm.corpora``: a data argument names a source there (nothing or
+``stories``, a shared corpus, a dataset downloaded on first use, a text file) or is a token file
+(``python -m tokenizer.encode``), passed through. Text is turned into tokens with a
 tokenizer trained on the training text; both the tokenizer and the token files are cached under
 ``~/.cache/tritonlm/leaderboard`` keyed by the SHA-256 of the text and the tokenizer settings,
 so a second run with the same data starts training at once. Every cache entry is written
@@ -12,37 +11,17 @@ atomically: an interrupted run never leaves a half-written tokenizer or token fi
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tritonlm.util.atomic import atomic_path, write_bytes_atomic
-from tritonlm.util.corpora import SharedDataMissing, cache_dir, shared_corpus
-from tritonlm.util.downloads import DATASETS, dataset_text
-from tritonlm.tokenizer.tokenfile import MAGIC, TokenFileError, read_token_header
+from tritonlm.corpora.settings import DataSettings
+from tritonlm.corpora.shared import file_sha256, head_of_file, text_cache
+from tritonlm.corpora.sources import TextSource, is_token_file, source_pair
 from tritonlm.tokenizer import END_OF_TEXT
-from tritonlm.train.config import VAL_SEED_OFFSET
-from tritonlm.train.leaderboard.stories import GENERATOR_VERSION, corpus_floor, logprob_path, write_corpus
+from tritonlm.tokenizer.tokenfile import TokenFileError, read_token_header
+from tritonlm.util.atomic import atomic_path
 
 SPECIAL_TOKENS = [END_OF_TEXT]
-# short name -> (training split, validation split) of the shared corpora
-SHARED_CORPORA = {"gutenberg": ("gutenberg_train", "gutenberg_valid"), "imdb": ("imdb_train", "imdb_test"),
-                  # downloaded from the Hugging Face hub into the cache (util.downloads), for users online
-                  "tinystories": ("tinystories:train", "tinystories:valid"), "owt": ("owt:train", "owt:valid")}
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    """What the data preparation needs to know (a subset of ``LeaderboardConfig``)."""
-
-    vocab_size: int = 2048
-    tokenizer_train_bytes: int = 2_000_000  # 0 = the whole training text
-    train_bytes: int = 0  # 0 = all
-    val_bytes: int = 0  # 0 = all
-    story_train_bytes: int = 8_000_000
-    story_val_bytes: int = 250_000
-    story_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,110 +42,22 @@ class PreparedData:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
-def leaderboard_cache() -> Path:
-    path = cache_dir() / "leaderboard"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def is_token_file(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(len(MAGIC)) == MAGIC
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's content (hex), read in 4 MB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def head_of_file(path: Path, max_bytes: int) -> Path:
-    """``path`` itself, or a cached copy of its first ``max_bytes`` cut back to a line end."""
-    if max_bytes <= 0 or path.stat().st_size <= max_bytes:
-        return path
-    target = leaderboard_cache() / "heads" / f"{file_digest(path)[:16]}-first{max_bytes}.txt"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "rb") as f:
-        block = f.read(max_bytes)
-    cut = block.rfind(b"\n")
-    write_bytes_atomic(target, block[: cut + 1] if cut > 0 else block)
-    return target
-
-
-# -- resolving data arguments -------------------------------------------------------------------
 def resolve_texts(train_spec: str | None, val_spec: str | None, settings: DataSettings) -> tuple[Path, Path, str, str]:
     """(train path, val path, train description, val description) for the data arguments."""
-    if train_spec in (None, "stories"):
-        train, val = _story_texts(settings)
-        train_source = f"generated stories (seed {settings.story_seed}, {settings.story_train_bytes:,} bytes)"
-        if val_spec not in (None, "stories"):
-            return train, _resolve_one(val_spec, settings.val_bytes), train_source, _describe(val_spec, settings.val_bytes)
-        val_source = f"generated stories (seed {settings.story_seed + VAL_SEED_OFFSET}, {settings.story_val_bytes:,} bytes)"
-        return train, val, train_source, val_source
-    train_name = SHARED_CORPORA[train_spec][0] if train_spec in SHARED_CORPORA else train_spec
-    train = _resolve_one(train_name, settings.train_bytes)  # a missing training file is the first thing to say
-    if val_spec is None:
-        if train_spec in SHARED_CORPORA:
-            val_spec = SHARED_CORPORA[train_spec][1]
-        else:
-            raise ValueError(
-                f"--train-data {train_spec} needs a validation set: pass --val-data PATH "
-                f"(or use a shared corpus name: {', '.join(SHARED_CORPORA)})"
-            )
-    val = _resolve_one(val_spec, settings.val_bytes)
-    return train, val, _describe(train_name, settings.train_bytes), _describe(val_spec, settings.val_bytes)
-
-
-def _describe(spec: str, max_bytes: int) -> str:
-    return spec + (f" (first {max_bytes:,} bytes)" if max_bytes else "")
-
-
-def _story_texts(settings: DataSettings) -> tuple[Path, Path]:
-    folder = leaderboard_cache() / "stories"
-    seed = settings.story_seed
-    version = f"v{GENERATOR_VERSION}"
-    train = folder / f"stories-{version}-seed{seed}-{settings.story_train_bytes}.txt"
-    val = folder / f"stories-{version}-seed{seed + VAL_SEED_OFFSET}-{settings.story_val_bytes}.txt"
-    for path, size, path_seed in ((train, settings.story_train_bytes, seed),
-                                  (val, settings.story_val_bytes, seed + VAL_SEED_OFFSET)):
-        if not (path.exists() and logprob_path(path).exists()):  # the text and its log-probability
-            write_corpus(path, size, path_seed)
-    return train, val
-
-
-def _resolve_one(spec: str, max_bytes: int) -> Path:
-    """A path (text or token file) or a shared corpus name -> an existing file."""
-    if ":" in spec and spec.split(":", 1)[0] in DATASETS:  # a dataset to download, e.g. "owt:valid"
-        return head_of_file(dataset_text(*spec.split(":", 1)), max_bytes)
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path if is_token_file(path) else head_of_file(path, max_bytes)
-    if path.exists():
-        raise ValueError(f"{spec} is not a file; pass a text file, a token file or a shared corpus name")
-    name = SHARED_CORPORA[spec][0] if spec in SHARED_CORPORA else spec
-    try:
-        return shared_corpus(name, max_bytes or None)
-    except SharedDataMissing as e:
-        raise FileNotFoundError(
-            f"{spec!r} is neither a file nor an available shared corpus ({e}); pass a path to a text or token file"
-        ) from e
+    train, val = source_pair(train_spec, val_spec, settings)
+    return train.path(), val.path(), train.name, val.name
 
 
 # -- tokenizer and token files -----------------------------------------------------------------
 def tokenizer_key(train_text: Path, settings: DataSettings) -> str:
-    return f"{file_digest(train_text)[:16]}-v{settings.vocab_size}-b{settings.tokenizer_train_bytes}"
+    return f"{file_sha256(train_text)[:16]}-v{settings.vocab_size}-b{settings.tokenizer_train_bytes}"
 
 
 def prepare_tokenizer(train_text: Path, settings: DataSettings) -> Path:
     """Train (or reuse from the cache) a BPE tokenizer on the training text; returns its folder."""
     from tritonlm.tokenizer import Tokenizer, train_bpe
 
-    folder = leaderboard_cache() / "tokenizers" / tokenizer_key(train_text, settings)
+    folder = text_cache() / "tokenizers" / tokenizer_key(train_text, settings)
     if (folder / "vocab.json").exists():
         print(f"tokenizer: reusing {folder}")
         return folder
@@ -188,7 +79,7 @@ def prepare_tokens(text: Path, tokenizer_dir: Path) -> Path:
     """Encode ``text`` with the tokenizer in ``tokenizer_dir`` (or reuse the cached token file)."""
     from tritonlm.tokenizer import encode_file
 
-    target = leaderboard_cache() / "tokens" / f"{file_digest(text)[:16]}-{tokenizer_dir.name}.tok"
+    target = text_cache() / "tokens" / f"{file_sha256(text)[:16]}-{tokenizer_dir.name}.tok"
     if target.exists():
         try:
             read_token_header(target)
@@ -204,24 +95,31 @@ def prepare_tokens(text: Path, tokenizer_dir: Path) -> Path:
 
 def prepare_data(train_spec: str | None, val_spec: str | None, settings: DataSettings,
                  tokenizer_dir: str | Path | None = None) -> PreparedData:
-    """Resolve, tokenise and encode the data arguments (each step cached)."""
-    train_text, val_text, train_source, val_source = resolve_texts(train_spec, val_spec, settings)
+    """Ask ``corpora`` for the two sources, then tokenise and encode them (each step cached)."""
+    train, val = source_pair(train_spec, val_spec, settings)
+    train_text, val_text = train.path(), val.path()
     token_inputs = [is_token_file(p) for p in (train_text, val_text)]
     if all(token_inputs):
-        info = [read_token_header(p) for p in (train_text, val_text)]
-        if info[0].vocab_size != info[1].vocab_size:
-            raise TokenFileError(f"the token files disagree on the vocabulary: {train_text} has "
-                                 f"{info[0].vocab_size}, {val_text} has {info[1].vocab_size}")
-        folder = Path(tokenizer_dir) if tokenizer_dir else None
-        return PreparedData(train_text, val_text, folder, info[0].vocab_size, train_source, val_source, None, None)
+        return _given_tokens(train, val, tokenizer_dir)
     if any(token_inputs):
         raise ValueError("give both --train-data and --val-data as text, or both as token files")
     folder = Path(tokenizer_dir) if tokenizer_dir else prepare_tokenizer(train_text, settings)
     train_tokens, val_tokens = prepare_tokens(train_text, folder), prepare_tokens(val_text, folder)
     vocab_size = max(read_token_header(train_tokens).vocab_size, read_token_header(val_tokens).vocab_size)
-    floor = corpus_floor(val_text, read_token_header(val_tokens).num_tokens)
-    return PreparedData(train_tokens, val_tokens, folder, vocab_size, train_source, val_source,
+    floor = val.entropy_floor(read_token_header(val_tokens).num_tokens)
+    return PreparedData(train_tokens, val_tokens, folder, vocab_size, train.name, val.name,
                         train_text.stat().st_size, val_text.stat().st_size, floor)
+
+
+def _given_tokens(train: TextSource, val: TextSource, tokenizer_dir: str | Path | None) -> PreparedData:
+    """Token files given for both splits: used as they are, once they agree on the vocabulary."""
+    train_tokens, val_tokens = train.path(), val.path()
+    info = [read_token_header(p) for p in (train_tokens, val_tokens)]
+    if info[0].vocab_size != info[1].vocab_size:
+        raise TokenFileError(f"the token files disagree on the vocabulary: {train_tokens} has "
+                             f"{info[0].vocab_size}, {val_tokens} has {info[1].vocab_size}")
+    folder = Path(tokenizer_dir) if tokenizer_dir else None
+    return PreparedData(train_tokens, val_tokens, folder, info[0].vocab_size, train.name, val.name, None, None)
 
 
 def padded_vocab_size(vocab_size: int, multiple: int = 64) -> int:

@@ -1,6 +1,6 @@
-"""What a leaderboard job is: its own options (``LeaderboardConfig``: data sizes, tokenizer,
-evaluation and sampling), the options each recipe of ``train.presets`` comes with, and the fully
-resolved ``Job`` that ``pipeline.run_leaderboard`` executes."""
+"""What a leaderboard job is: the fully resolved ``Job`` that ``pipeline.run_leaderboard``
+executes, with its recipe's options (``LeaderboardConfig`` of ``train.recipes``: data sizes,
+tokenizer, evaluation and sampling) after the flags."""
 
 from __future__ import annotations
 
@@ -8,61 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tritonlm.train.config import TrainConfig
-
-PRESET_CHOICES = ("auto", "cpu", "h100")
-
-
-@dataclass
-class LeaderboardConfig:
-    """The leaderboard's own options (everything else is a ``TrainConfig`` field)."""
-
-    vocab_size: int = 2048  # BPE vocabulary, special token included (the model's is padded to x64)
-    tokenizer_train_bytes: int = 2_000_000  # bytes of training text the BPE trainer reads; 0 = all
-    train_bytes: int = 0  # encode only the first bytes of the training text; 0 = all
-    val_bytes: int = 0  # the validation set is the first bytes of the validation text; 0 = all
-    story_train_bytes: int = 8_000_000  # size of the generated training corpus (no data given)
-    story_val_bytes: int = 250_000  # size of the generated validation corpus
-    story_seed: int = 0  # generated training text uses this seed, validation seed + 1_000_003
-    eval_batch_size: int = 32  # sequences per forward pass of the final evaluation
-    num_samples: int = 4  # generated samples in the report
-    sample_tokens: int = 160  # maximum new tokens per sample
-    temperature: float = 0.8
-    top_p: float = 0.95
-
-    def __post_init__(self) -> None:
-        if self.vocab_size < 257:
-            raise ValueError(f"vocab_size must be at least 257 (256 bytes + <|endoftext|>), got {self.vocab_size}")
-        for name in ("tokenizer_train_bytes", "train_bytes", "val_bytes", "num_samples"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("story_train_bytes", "story_val_bytes", "eval_batch_size", "sample_tokens"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not (self.temperature > 0 and 0 < self.top_p <= 1):
-            raise ValueError("need temperature > 0 and 0 < top_p <= 1")
-
-
-def recipe_options(preset: str) -> LeaderboardConfig:
-    """The leaderboard options of a recipe: ``cpu`` reads the first 20 MB of a shared training
-    text (7 CPU minutes see at most ~2.5M tokens) and evaluates 500 kB of validation text
-    entirely (~20 s); ``h100`` trains a 32k tokenizer on 200 MB and generates 400 MB of stories."""
-    if preset == "cpu":
-        return LeaderboardConfig(train_bytes=20_000_000, val_bytes=500_000)
-    if preset == "h100":
-        return LeaderboardConfig(vocab_size=32_000, tokenizer_train_bytes=200_000_000,
-                                 story_train_bytes=400_000_000, story_val_bytes=4_000_000,
-                                 eval_batch_size=64, num_samples=6, sample_tokens=256)
-    raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_CHOICES)}")
-
-
-def resolve_preset_name(name: str) -> str:
-    if name not in PRESET_CHOICES:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_CHOICES)}")
-    if name == "auto":
-        import torch
-
-        return "h100" if torch.cuda.is_available() else "cpu"
-    return name
+from tritonlm.train.recipes import LeaderboardConfig
 
 
 @dataclass

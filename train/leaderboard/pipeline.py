@@ -9,9 +9,9 @@ data starts training at once.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
+from tritonlm.corpora.stories import unigram_entropy
 from tritonlm.tokenizer.tokenfile import open_tokens
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.loop import run_training
@@ -20,12 +20,11 @@ from tritonlm.train.reporting import format_duration
 from tritonlm.train.run_folder import RunFolder, load_model
 from tritonlm.util.cli import Interrupted, apply_overrides
 
-from .data import DataSettings, PreparedData, padded_vocab_size, prepare_data
+from .data import PreparedData, padded_vocab_size, prepare_data
 from .evaluate import evaluate_full
-from .options import Job, LeaderboardConfig
+from .options import Job
 from .report import build_report, write_run_report
 from .samples import draw_samples, run_tokenizer, sample_prompts
-from .stories import unigram_entropy
 
 
 class TrainingInterrupted(RuntimeError, Interrupted):
@@ -37,7 +36,7 @@ def run_leaderboard(job: Job) -> dict:
     and write report.json / report.md / val_loss_vs_minutes.png / samples.md into the run folder."""
     start = time.perf_counter()
     # 1-3. text -> tokenizer -> token files (cached), and the training config pointed at them
-    data = prepare_data(job.train_data, job.val_data, data_settings(job.options), job.tokenizer)
+    data = prepare_data(job.train_data, job.val_data, job.options, job.tokenizer)
     train = training_config(job, data)
     prepare_seconds = time.perf_counter() - start
     # 4. training within the budget (checkpointed; a signal stops it resumably)
@@ -61,11 +60,6 @@ def run_leaderboard(job: Job) -> dict:
     report = build_report(job, train, data, summary, final, entropy, samples, timings)
     write_run_report(job.out_dir, report, read_metrics(RunFolder(job.out_dir).metrics))
     return report
-
-
-def data_settings(options: LeaderboardConfig) -> DataSettings:
-    names = {f.name for f in dataclasses.fields(DataSettings)}
-    return DataSettings(**{k: v for k, v in dataclasses.asdict(options).items() if k in names})
 
 
 def training_config(job: Job, data: PreparedData) -> TrainConfig:

@@ -1,4 +1,4 @@
-"""Locate the project's shared corpora and decompress them into a cache outside the repository.
+"""The shared corpora, decompressed into a cache outside the repository, and the cache itself.
 
 The shared material (``../shared`` next to the repository, or ``$TRITONLM_SHARED``) is never
 needed to install or run the product: callers that use it must handle ``SharedDataMissing``
@@ -7,13 +7,14 @@ needed to install or run the product: callers that use it must handle ``SharedDa
 
 from __future__ import annotations
 
+import hashlib
 import lzma
 import os
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .atomic import atomic_path
+from tritonlm.util.atomic import atomic_path, write_bytes_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +49,47 @@ def cache_dir() -> Path:
     return path
 
 
-def _source_for(name: str) -> Path:
+def text_cache() -> Path:
+    """Where generated stories and the heads of long texts are kept: ``<cache>/leaderboard`` (the
+    folder the leaderboard has always used, so existing caches stay valid)."""
+    path = cache_dir() / "leaderboard"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def file_sha256(path: Path, block_size: int = 1 << 22) -> str:
+    """SHA-256 of a file's content (hex), read in blocks: the key of every content-addressed cache
+    entry and the check of every download."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(block_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def head_of_file(path: Path, max_bytes: int) -> Path:
+    """``path`` itself, or a cached copy of its first ``max_bytes`` cut back to a line end (so no
+    UTF-8 character or line is split)."""
+    if max_bytes <= 0 or path.stat().st_size <= max_bytes:
+        return path
+    target = text_cache() / "heads" / f"{file_sha256(path)[:16]}-first{max_bytes}.txt"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "rb") as f:
+        block = f.read(max_bytes)
+    cut = block.rfind(b"\n")
+    write_bytes_atomic(target, block[: cut + 1] if cut > 0 else block)
+    return target
+
+
+def corpus_files(name: str) -> list[Path]:
+    """The files of a shared corpus (``"gutenberg_train+imdb_train"`` names two, in order); raises
+    ``SharedDataMissing`` when one is not there."""
+    return [_corpus_file(part) for part in name.split("+")]
+
+
+def _corpus_file(name: str) -> Path:
     data = shared_dir() / "data"
     for candidate in (data / f"{name}.txt.xz", data / f"{name}.txt", data / name):
         if candidate.is_file():
@@ -65,11 +106,10 @@ def shared_corpus(name: str, max_bytes: int | None = None) -> Path:
     character or line is split. The cache is written atomically, so an interrupted
     decompression never leaves a truncated file behind.
     """
-    sources = [_source_for(part) for part in name.split("+")]
-    suffix = f".first{max_bytes}" if max_bytes is not None else ""
-    target = cache_dir() / f"{name}{suffix}.txt"
+    target = _cached_corpus(name, max_bytes)
     if target.is_file():
         return target
+    sources = corpus_files(name)
     limit = max_bytes if max_bytes is not None else float("inf")
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as dst, tqdm(desc=f"decompressing {name}", unit="B", unit_scale=True,
@@ -82,6 +122,18 @@ def shared_corpus(name: str, max_bytes: int | None = None) -> Path:
         if max_bytes is not None:
             _truncate_to_last_newline(tmp)
     return target
+
+
+def check_corpus(name: str, max_bytes: int | None = None) -> None:
+    """Raise ``SharedDataMissing`` unless ``shared_corpus(name, max_bytes)`` can give its text
+    (cached already, or its files present): a cheap check, nothing is decompressed."""
+    if not _cached_corpus(name, max_bytes).is_file():
+        corpus_files(name)
+
+
+def _cached_corpus(name: str, max_bytes: int | None) -> Path:
+    suffix = f".first{max_bytes}" if max_bytes is not None else ""
+    return cache_dir() / f"{name}{suffix}.txt"
 
 
 def _copy_text(source: Path, dst, written: int, limit: float, bar: tqdm) -> tuple[int, bytes]:

@@ -1,0 +1,45 @@
+"""The one registry of recipes (``train.recipes``): every recipe listed, typed and validated,
+read alike by ``train.train``, the leaderboard and the experiments; unknown names name the choices."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tritonlm.train.config import TrainConfig
+from tritonlm.train.recipes import (LEADERBOARD_CHOICES, RECIPES, LeaderboardConfig, Recipe, get_recipe,
+                                    leaderboard_recipe, recipe_config)
+
+
+def test_the_registry_lists_every_recipe_and_each_is_typed():
+    assert list(RECIPES) == ["tiny", "gutenberg-cpu", "tinystories", "cpu", "h100", "experiment"]
+    for name, recipe in RECIPES.items():
+        assert isinstance(recipe, Recipe) and recipe.name == name and recipe.description
+        assert isinstance(recipe.train, TrainConfig)
+        assert recipe.leaderboard is None or isinstance(recipe.leaderboard, LeaderboardConfig)
+    assert LEADERBOARD_CHOICES == ("auto", "cpu", "h100")
+
+
+def test_a_recipe_gives_a_fresh_config_each_time():
+    first = recipe_config("tiny")
+    first.model.d_model = 8
+    assert recipe_config("tiny").model.d_model == 64 and get_recipe("gutenberg_cpu").name == "gutenberg-cpu"
+
+
+def test_unknown_names_give_a_clear_error_naming_the_choices():
+    with pytest.raises(ValueError, match="unknown preset 'nope'; choose one of tiny, gutenberg-cpu, tinystories, "
+                                         "cpu, h100, experiment"):
+        get_recipe("nope")
+    with pytest.raises(ValueError, match="unknown preset 'tiny'; choose one of auto, cpu, h100"):
+        leaderboard_recipe("tiny")
+    assert leaderboard_recipe("cpu") is RECIPES["cpu"]
+
+
+def test_recipes_are_validated():
+    with pytest.raises(ValueError, match="lower-case words"):
+        Recipe("Big_One", "a recipe", TrainConfig())
+    with pytest.raises(ValueError, match="description"):
+        Recipe("big", "", TrainConfig())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RECIPES["cpu"].name = "gpu"

@@ -17,7 +17,7 @@ from tritonlm.train import read_checkpoint
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.distributed import env_dist_info, init_distributed, rank_device, shutdown_distributed
 from tritonlm.train.loop import Trainer, run_training
-from tritonlm.train.metrics import read_metrics
+from tritonlm.train.metrics_log import read_metrics
 
 VOCAB = 48
 

@@ -16,7 +16,7 @@ from tritonlm.train.experiments.sweep import RunSpec, Sweep, run_sweep
 from tritonlm.train.experiments.writeup_checks import lr_toy
 from tritonlm.corpora.stories import generate_corpus
 from tritonlm.train.loop import NonFiniteLossError
-from tritonlm.train.reporting import fmt
+from tritonlm.train.presentation import fmt
 from tritonlm.util.cli import apply_overrides
 
 

@@ -16,8 +16,8 @@ from tritonlm.tokenizer.tokenfile import write_tokens
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.leaderboard.cli import main, resolve_job
 from tritonlm.train.leaderboard.evaluate import evaluate_full
-from tritonlm.train.metrics import read_metrics
-from tritonlm.train.reporting import parse_duration
+from tritonlm.train.metrics_log import read_metrics
+from tritonlm.train.presentation import parse_duration
 from tritonlm.train.experiments.results import main as results_main
 from tritonlm.train.experiments.results import module_command
 from tritonlm.corpora.stories import generate_corpus, unigram_entropy

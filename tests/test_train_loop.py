@@ -18,7 +18,7 @@ from tritonlm.tokenizer.tokenfile import write_tokens
 from tritonlm.train import read_checkpoint
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.loop import NonFiniteLossError, run_training
-from tritonlm.train.metrics import read_metrics
+from tritonlm.train.metrics_log import read_metrics
 from tritonlm.train.run_start import RunFolderError
 
 VOCAB = 64

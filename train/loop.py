@@ -36,7 +36,7 @@ from .distributed import (DistInfo, any_rank, env_dist_info, init_distributed, r
                           shutdown_distributed)
 from .evaluation import Evaluator
 from .interrupt import StopRequest
-from .metrics import check_logger
+from .metrics_log import check_logger
 from .resume import resume_from_checkpoint
 from .run_folder import RunFolder
 from .run_log import Hook, RunLog

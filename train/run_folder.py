@@ -5,7 +5,7 @@ and loading a finished run back into a model and its tokenizer.
 
     RUN/
       config.json                     the TrainConfig and run metadata, written at the start
-      metrics.jsonl                   one record per logged step and evaluation (train.metrics)
+      metrics.jsonl                   one record per logged step and evaluation (train.metrics_log)
       checkpoint.pt                   model, optimizer, RNG and data-sampler state (train.checkpoint)
       summary.json                    the loop's summary, written at the end
       loss_vs_steps.png, loss_vs_time.png

@@ -2,7 +2,7 @@
 progress bar; warnings; and ``summary.json`` with the loss plots at the end.
 
 Hooks hear every record on every rank; the files are written by the main rank only. The record
-formats are documented in ``train.metrics``.
+formats are documented in ``train.metrics_log``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tritonlm.util.runinfo import run_metadata
 
 from .config import TrainConfig
 from .distributed import DistInfo
-from .metrics import MetricsLog, plot_loss_curves, read_metrics
+from .metrics_log import MetricsLog, plot_loss_curves, read_metrics
 from .run_folder import RunFolder
 from .run_state import RunState
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tritonlm.tokenizer import END_OF_TEXT
 from tritonlm.tokenizer.vocab_files import load_vocab
-from tritonlm.train.reporting import markdown_table
+from tritonlm.train.presentation import markdown_table
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.cli import RunFailed
 from tritonlm.corpora.shared import shared_corpus

@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tritonlm.train.reporting import fmt, format_duration, markdown_table
+from tritonlm.train.presentation import fmt, format_duration, markdown_table
 from tritonlm.train.run_folder import RunFolder
 from tritonlm.util.atomic import write_text_atomic
 from tritonlm.util.cli import cli_main

@@ -24,7 +24,7 @@ import torch
 
 from tritonlm.tokenizer import END_OF_TEXT
 from tritonlm.train.generate import generate, tokenizer_vocab_size
-from tritonlm.train.reporting import markdown_table
+from tritonlm.train.presentation import markdown_table
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.plotting import pyplot, save_figure
 from tritonlm.util.runinfo import run_metadata

@@ -27,10 +27,10 @@ from typing import Callable, Sequence
 
 from tritonlm.util.cli import apply_overrides
 from tritonlm.train.config import TrainConfig
-from tritonlm.train.metrics import read_metrics
+from tritonlm.train.metrics_log import read_metrics
 from tritonlm.train.run_folder import RunFolder
 from tritonlm.util.runinfo import run_metadata
-from tritonlm.train.reporting import markdown_table, plot_overlay, val_curve
+from tritonlm.train.presentation import markdown_table, plot_overlay, val_curve
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.cli import Interrupted
 

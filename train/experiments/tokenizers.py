@@ -28,7 +28,7 @@ from tritonlm.corpora.shared import SharedDataMissing, fixture_path, shared_corp
 from tritonlm.corpora.settings import DataSettings
 from tritonlm.train.leaderboard.data import SPECIAL_TOKENS, prepare_tokenizer, resolve_texts
 from tritonlm.train.run_folder import load_tokenizer
-from tritonlm.train.reporting import markdown_table
+from tritonlm.train.presentation import markdown_table
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.plotting import pyplot, save_figure
 from tritonlm.util.runinfo import run_metadata

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.recipes import LEADERBOARD_CHOICES, LeaderboardConfig, leaderboard_recipe
-from tritonlm.train.reporting import format_duration, parse_duration
+from tritonlm.train.presentation import format_duration, parse_duration
 from tritonlm.util.cli import (add_dataclass_arguments, apply_overrides, check_known_key, cli_main, flatten_fields,
                       overrides_from_namespace)
 

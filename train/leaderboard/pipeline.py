@@ -15,8 +15,8 @@ from tritonlm.corpora.stories import unigram_entropy
 from tritonlm.tokenizer.tokenfile import open_tokens
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.loop import run_training
-from tritonlm.train.metrics import read_metrics
-from tritonlm.train.reporting import format_duration
+from tritonlm.train.metrics_log import read_metrics
+from tritonlm.train.presentation import format_duration
 from tritonlm.train.run_folder import RunFolder, load_model
 from tritonlm.util.cli import Interrupted, apply_overrides
 

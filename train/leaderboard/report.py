@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from tritonlm.train.reporting import (flat_items, format_duration, markdown_table, model_flops_utilization, peak_flops,
+from tritonlm.train.presentation import (flat_items, format_duration, markdown_table, model_flops_utilization, peak_flops,
                              plot_val_loss_vs_minutes)
 from tritonlm.train.run_folder import RunFolder
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic

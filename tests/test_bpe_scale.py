@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import assert_user_error, run_cli
+from conftest import assert_user_error, run_cli
 from tritonlm.tokenizer.vocab_files import load_vocab
 from tritonlm.train.experiments import bpe_scale
 from tritonlm.train.experiments.bpe_scale import BpeCase, compare_vocabularies

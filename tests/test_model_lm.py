@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from tritonlm.model import ModelConfig, MultiHeadSelfAttention, TransformerBlock, TransformerLM, presets
-from tests.test_model_layers import rope_float64_complex
+from test_model_layers import rope_float64_complex
 
 DTYPES = [
     pytest.param(torch.float32, 2e-5, 1e-4, id="float32"),

@@ -10,7 +10,7 @@ import pytest
 
 from tritonlm.util.cli import ConfigError, add_dataclass_arguments, apply_overrides, parse_overrides
 from tritonlm.train.config import TrainConfig
-from tritonlm.train.recipes import RECIPES as PRESETS, recipe_config as get_preset
+from tritonlm.train.recipes import RECIPES, recipe_config
 from tritonlm.train.train import config_from_args, main
 
 
@@ -23,7 +23,7 @@ def test_overrides_convert_types_and_nested_fields():
     cfg = config_from_argv(["--batch_size=3", "--max_lr", "2e-3", "--betas=0.8,0.9", "--budget_seconds=60",
                             "--max_iters=none", "--compile=false", "--resume", "--model.d_model=96",
                             "--model.num_heads=4", "--model.tie_embeddings=yes", "--schedule=wsd", "--max-iters=1e3"],
-                           get_preset("tiny"))
+                           recipe_config("tiny"))
     assert (cfg.batch_size, cfg.max_lr, cfg.betas, cfg.budget_seconds) == (3, 2e-3, (0.8, 0.9), 60.0)
     assert cfg.max_iters == 1000 and cfg.compile is False and cfg.resume is True and cfg.schedule == "wsd"
     assert cfg.model.d_model == 96 and cfg.model.tie_embeddings is True
@@ -31,7 +31,7 @@ def test_overrides_convert_types_and_nested_fields():
 
 
 def test_explicit_derived_field_wins():
-    cfg = config_from_argv(["--model.d_model=96", "--model.d_ff=100"], get_preset("tiny"))
+    cfg = config_from_argv(["--model.d_model=96", "--model.d_ff=100"], recipe_config("tiny"))
     assert cfg.model.d_ff == 100
 
 
@@ -48,7 +48,7 @@ def test_explicit_derived_field_wins():
 ])
 def test_bad_overrides_name_the_problem(argv, message):
     with pytest.raises(ConfigError) as err:
-        config_from_argv(argv, get_preset("tiny"))
+        config_from_argv(argv, recipe_config("tiny"))
     assert message in str(err.value)
 
 
@@ -75,8 +75,8 @@ def test_generic_helper_on_any_nested_dataclass():
 
 
 def test_command_line_presets_help_and_errors(capsys):
-    for name in PRESETS:
-        assert isinstance(get_preset(name), TrainConfig)
+    for name in RECIPES:
+        assert isinstance(recipe_config(name), TrainConfig)
     cfg, _ = config_from_args(["--preset", "gutenberg-cpu", "--model.num_layers=2", "--logger", "none"])
     assert cfg.model.num_layers == 2 and cfg.budget_seconds == 600
     cfg, _ = config_from_args(["--kernels", "triton,attention=torch"])

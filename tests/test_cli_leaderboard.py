@@ -51,6 +51,8 @@ def test_two_jobs_share_the_data_cache_at_once(tmp_path):
     for job, (out, err) in zip(jobs, outputs):
         assert job.returncode == 0, err[-3000:]
     paths = [out.splitlines()[-1] for out, _ in outputs]  # (one may reuse what the other made first)
+    printed = "".join(out for out, _ in outputs)  # at least one job encoded: its summary is for people
+    assert " tokens in " in printed and "EncodeStats(" not in printed, printed[-2000:]
     assert paths[0] == paths[1]
     from tritonlm.tokenizer import Tokenizer
     from tritonlm.tokenizer.tokenfile import read_token_header

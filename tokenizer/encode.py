@@ -34,10 +34,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     tokenizer = Tokenizer.from_dir(args.tokenizer)
     stats = encode_file(args.input, tokenizer, args.out, args.workers, int(args.chunk_mb * 2**20), not args.quiet)
-    print(
-        f"encoded {stats.input_bytes / 1e6:.1f} MB into {stats.num_tokens:,} tokens in {stats.seconds:.2f} s: "
-        f"{stats.bytes_per_token:.3f} bytes/token, {stats.mb_per_second:.2f} MB/s -> {args.out}"
-    )
+    print(f"encoded {stats} -> {args.out}")
     return 0
 
 

@@ -89,7 +89,7 @@ def prepare_tokens(text: Path, tokenizer_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     print(f"encoding {text.name} ({text.stat().st_size / 1e6:.1f} MB) -> {target.name}")
     stats = encode_file(text, tokenizer_dir, target, progress=True)
-    print(f"  {stats}")
+    print(f"  encoded {stats}")
     return target
 
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 #: The smallest vocabulary: the 256 byte tokens and ``<|endoftext|>``.
 MIN_VOCAB_SIZE = 257
+#: Validation data comes from its own fixed stream, seed + this offset: the generated validation
+#: stories here, and the training loop's validation batches (``train.config`` uses this one).
+VAL_SEED_OFFSET = 1_000_003
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class DataSettings:
     val_bytes: int = 0  # the validation set is the first bytes of the validation text; 0 = all
     story_train_bytes: int = 8_000_000  # size of the generated training corpus (no data given)
     story_val_bytes: int = 250_000  # size of the generated validation corpus
-    story_seed: int = 0  # generated training text uses this seed, validation seed + 1_000_003
+    story_seed: int = 0  # generated training text uses this seed, validation seed + VAL_SEED_OFFSET
 
     def __post_init__(self) -> None:
         if self.vocab_size < MIN_VOCAB_SIZE:

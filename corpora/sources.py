@@ -19,14 +19,11 @@ from tritonlm.tokenizer import END_OF_TEXT
 from tritonlm.tokenizer.tokenfile import MAGIC
 
 from .downloads import DATASETS, dataset_text
-from .settings import DataSettings
+from .settings import VAL_SEED_OFFSET, DataSettings
 from .shared import SharedDataMissing, check_corpus, head_of_file, shared_corpus, text_cache
 from .stories import GENERATOR_VERSION, corpus_floor, logprob_path, write_corpus
 
 SPLITS = ("train", "valid")
-#: The validation stories' seed is the training seed plus this (the offset the training loop
-#: also uses for its validation batches, so the two streams never share a seed).
-STORY_VAL_SEED_OFFSET = 1_000_003
 
 
 class TextSource:
@@ -157,7 +154,7 @@ def is_token_file(path: Path) -> bool:
 
 # -- the sources by name ------------------------------------------------------------------------
 def _stories(split: str, settings: DataSettings) -> TextSource:
-    offset = STORY_VAL_SEED_OFFSET if split == "valid" else 0
+    offset = VAL_SEED_OFFSET if split == "valid" else 0
     return GeneratedStories(settings.story_seed + offset, settings.story_bytes(split))
 
 

@@ -141,12 +141,12 @@ def test_offline_the_command_fails_in_one_line_naming_the_url(tmp_path):
 
 def test_the_leaderboard_data_argument_downloads_both_splits(server, monkeypatch):
     from tritonlm.corpora.settings import DataSettings
-    from tritonlm.train.leaderboard.data import resolve_texts
+    from tritonlm.corpora.sources import source_pair
 
     monkeypatch.setitem(downloads.DATASETS, "owt", {
         "train": RemoteFile("data/file.txt.gz", "owt_train.txt.gz", gzipped=True),
         "valid": RemoteFile("data/file.txt", "owt_valid.txt"),
     })
-    train, val, _, _ = resolve_texts("owt", None, DataSettings(train_bytes=0, val_bytes=100_000))
+    train, val = (s.path() for s in source_pair("owt", None, DataSettings(train_bytes=0, val_bytes=100_000)))
     assert train.read_bytes() == DATA and val.read_bytes() == DATA[: len(val.read_bytes())]
     assert 0 < val.stat().st_size <= 100_000 and val.read_bytes().endswith(b"\n")

@@ -19,9 +19,6 @@ from tritonlm.model.config import ModelConfig
 from .schedule import SCHEDULES
 
 DEVICES = ("auto", "cpu", "cuda")
-# Validation data comes from its own fixed stream: seed + this offset (the loop's validation
-# batches, the leaderboard's generated validation stories).
-VAL_SEED_OFFSET = 1_000_003
 DTYPES = ("auto", "bf16", "fp32")
 LOGGERS = ("none", "tensorboard", "wandb")
 

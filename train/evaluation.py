@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from .config import VAL_SEED_OFFSET, TrainConfig
+from tritonlm.corpora.settings import VAL_SEED_OFFSET
+
+from .config import TrainConfig
 from .data import ShardedBatchSampler, TokenData
 from .distributed import DistInfo, mean_across_ranks
 from .step import autocast_context

@@ -38,7 +38,8 @@ from tritonlm.util.cli import add_dataclass_arguments, apply_overrides, cli_main
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.recipes import recipe_config
 from tritonlm.corpora.settings import DataSettings
-from tritonlm.train.leaderboard.data import padded_vocab_size, prepare_data, resolve_texts
+from tritonlm.corpora.sources import source_pair
+from tritonlm.train.leaderboard.data import padded_vocab_size, prepare_data
 from tritonlm.train.presentation import markdown_table, parse_duration
 from tritonlm.util.atomic import write_text_atomic
 from tritonlm.train.experiments.sweep import RunSpec, Sweep, run_sweep
@@ -206,8 +207,8 @@ def sampling_main(args: argparse.Namespace) -> int:
 
     if not args.run:
         raise ValueError("sampling needs --run RUN (a finished run folder, or its checkpoint.pt)")
-    _, reference, _, _ = resolve_texts(args.data, args.val_data,
-                                       DataSettings(train_bytes=1_000_000, val_bytes=5_000_000))
+    _, validation = source_pair(args.data, args.val_data, DataSettings(train_bytes=1_000_000, val_bytes=5_000_000))
+    reference = validation.path()
     sampling_run(args.run, reference, Path(args.out) / (args.name or "sampling"), tokenizer=args.tokenizer)
     return 0
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from tritonlm.tokenizer import END_OF_TEXT
 from tritonlm.corpora.shared import SharedDataMissing, fixture_path, shared_corpus
 from tritonlm.corpora.settings import DataSettings
-from tritonlm.train.leaderboard.data import SPECIAL_TOKENS, prepare_tokenizer, resolve_texts
+from tritonlm.corpora.sources import get_source
+from tritonlm.train.leaderboard.data import SPECIAL_TOKENS, prepare_tokenizer
 from tritonlm.train.run_folder import load_tokenizer
 from tritonlm.train.presentation import markdown_table
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
@@ -49,7 +50,7 @@ def build_tokenizers(vocab_size: int, train_bytes: int) -> tuple[dict, list[str]
             notes.append(f"ours-{name}: skipped ({e})")
             continue
         tokenizers[f"ours-{name}-{_short(vocab_size)}"] = load_tokenizer(prepare_tokenizer(text, settings))
-    stories_train, _, _, _ = resolve_texts(None, None, replace(settings, story_train_bytes=4_000_000))
+    stories_train = get_source("stories", replace(settings, story_train_bytes=4_000_000), "train").path()
     tokenizers[f"ours-stories-{_short(vocab_size)}"] = load_tokenizer(prepare_tokenizer(stories_train, settings))
     add_gpt2(tokenizers, notes)
     return tokenizers, notes
@@ -77,7 +78,7 @@ def evaluation_texts(sample_bytes: int) -> tuple[dict[str, str], list[str]]:
             texts[name] = shared_corpus(corpus, sample_bytes).read_text(encoding="utf-8")
         except SharedDataMissing as e:
             notes.append(f"corpus {name}: skipped ({e})")
-    _, stories_val, _, _ = resolve_texts(None, None, DataSettings(story_val_bytes=sample_bytes))
+    stories_val = get_source("stories", DataSettings(story_val_bytes=sample_bytes), "valid").path()
     texts["stories"] = stories_val.read_text(encoding="utf-8")
     return texts, notes
 
@@ -113,7 +114,7 @@ def sampled_documents(count: int = 10, seed: int = 0) -> tuple[dict[str, list[st
             samples[name] = sample_documents(shared_corpus(corpus).read_text(encoding="utf-8"), count, seed)
         except SharedDataMissing as e:
             notes.append(f"sampled documents of {name}: skipped ({e})")
-    _, stories_val, _, _ = resolve_texts(None, None, DataSettings())
+    stories_val = get_source("stories", DataSettings(), "valid").path()
     samples["stories"] = sample_documents(stories_val.read_text(encoding="utf-8"), count, seed)
     return samples, notes
 

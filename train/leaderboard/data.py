@@ -42,12 +42,6 @@ class PreparedData:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
-def resolve_texts(train_spec: str | None, val_spec: str | None, settings: DataSettings) -> tuple[Path, Path, str, str]:
-    """(train path, val path, train description, val description) for the data arguments."""
-    train, val = source_pair(train_spec, val_spec, settings)
-    return train.path(), val.path(), train.name, val.name
-
-
 # -- tokenizer and token files -----------------------------------------------------------------
 def tokenizer_key(train_text: Path, settings: DataSettings) -> str:
     return f"{file_sha256(train_text)[:16]}-v{settings.vocab_size}-b{settings.tokenizer_train_bytes}"

@@ -28,6 +28,12 @@ from .run_state import RunState
 Hook = Callable[[dict], None]
 
 
+def _record(kind: str, state: RunState, **fields) -> dict:
+    """A metrics record: where the run stands (step, tokens, training and wall seconds), then ``fields``."""
+    return {"kind": kind, "step": state.step, "tokens": state.tokens, "elapsed_s": round(state.train_seconds, 4),
+            "wall_s": round(state.wall_seconds(), 4), **fields}
+
+
 class RunLog:
     """The run's records, from the header written at the start to the summary at the end."""
 
@@ -46,9 +52,7 @@ class RunLog:
     def train_step(self, state: RunState, loss: float, grad_norm: float, lr: float) -> None:
         """A step's record: to the hooks and the progress bar, and every ``log_interval`` steps
         to the metrics file (with the throughput since the last logged step)."""
-        record = {"kind": "train", "step": state.step, "tokens": state.tokens,
-                  "elapsed_s": round(state.train_seconds, 4), "wall_s": round(state.wall_seconds(), 4),
-                  "lr": lr, "train_loss": loss, "grad_norm": grad_norm}
+        record = _record("train", state, lr=lr, train_loss=loss, grad_norm=grad_norm)
         tokens, seconds = state.tokens - self._interval_start[0], state.train_seconds - self._interval_start[1]
         record["tokens_per_s"] = tokens / seconds if seconds > 0 else 0.0
         for hook in self.hooks:
@@ -61,9 +65,7 @@ class RunLog:
 
     def validation(self, state: RunState, val_loss: float) -> None:
         """A validation loss's record: to the metrics file and the hooks."""
-        record = {"kind": "val", "step": state.step, "tokens": state.tokens,
-                  "elapsed_s": round(state.train_seconds, 4), "wall_s": round(state.wall_seconds(), 4),
-                  "val_loss": val_loss}
+        record = _record("val", state, val_loss=val_loss)
         if self.metrics is not None:
             self.metrics.log(record)
         for hook in self.hooks:

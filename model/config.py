@@ -18,14 +18,14 @@ from tritonlm.kernels import BACKENDS, resolve_backend
 
 NORM_CHOICES = ("pre", "post", "none")
 POSITION_CHOICES = ("rope", "none")
-FFN_CHOICES = ("swiglu", "silu")
+FFN_CHOICES = ("swiglu", "silu", "relu2")
 KERNEL_OPS = ("rmsnorm", "softmax", "attention", "cross_entropy")
 
 
 def default_d_ff(d_model: int, ffn: str = "swiglu") -> int:
     """Hidden size of the FFN: about 8/3 d_model rounded to a multiple of 64 for SwiGLU (same
-    parameter count as a 4x two-matrix FFN), exactly 4 d_model for the SiLU FFN."""
-    if ffn == "silu":
+    parameter count as a 4x two-matrix FFN), exactly 4 d_model for the two-matrix FFNs (SiLU, ReLU²)."""
+    if ffn in ("silu", "relu2"):
         return 4 * d_model
     return max(64, int(round(8 * d_model / 3 / 64)) * 64)
 
@@ -81,7 +81,8 @@ def _checked_backend(backend: str, spec: str) -> str:
 @dataclass
 class ModelConfig:
     """Everything that defines a TransformerLM. Defaults reproduce the docs/architecture.md baseline
-    (pre-norm, RoPE, SwiGLU, untied embeddings, no QK-norm, no soft-capping)."""
+    (pre-norm, RoPE, SwiGLU, untied embeddings, no QK-norm, no soft-capping, truncated-normal
+    initialisation everywhere)."""
 
     vocab_size: int = 10_000
     context_length: int = 256
@@ -92,10 +93,11 @@ class ModelConfig:
     rope_theta: float = 10_000.0
     norm: str = "pre"  # pre | post | none
     positions: str = "rope"  # rope | none
-    ffn: str = "swiglu"  # swiglu | silu
+    ffn: str = "swiglu"  # swiglu | silu | relu2 (w2 relu(w1 x)^2)
     tie_embeddings: bool = False
     qk_norm: bool = False
     logit_softcap: float = 0.0  # 0 = off; else logits = cap * tanh(logits / cap)
+    zero_init_output: bool = False  # attention output_proj and FFN w2 start at zero (each block starts as identity)
     kernels: str = "auto"
     norm_eps: float = field(default=1e-5)
 

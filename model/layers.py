@@ -2,7 +2,7 @@
 
 Shapes and parameter names follow docs/architecture.md so that state dicts trained elsewhere load:
 ``Linear.weight`` is (out, in), ``Embedding.weight`` (vocab, d_model), ``RMSNorm.weight``
-(d_model,), ``SwiGLU.w1/w2/w3``.
+(d_model,), ``SwiGLU.w1/w2/w3`` (the two-matrix FFNs, ``SiLUFFN`` and ``ReLU2FFN``, have w1 and w2).
 """
 
 from __future__ import annotations
@@ -123,6 +123,22 @@ class SiLUFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w2(silu(self.w1(x)))
+
+
+class ReLU2FFN(nn.Module):
+    """Ungated FFN with a squared ReLU, ``w2(relu(w1 x)^2)`` (So et al., Primer; d_ff 4 d_model by
+    default): two matrices, and an activation as cheap as a ReLU."""
+
+    def __init__(self, d_model: int, d_ff: int, device=None, dtype=None):
+        super().__init__()
+        self.w1 = Linear(d_model, d_ff, device=device, dtype=dtype)
+        self.w2 = Linear(d_ff, d_model, device=device, dtype=dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(torch.relu(self.w1(x)).square())
+
+
+FFN_CLASSES = {"swiglu": SwiGLU, "silu": SiLUFFN, "relu2": ReLU2FFN}
 
 
 class RotaryPositionalEmbedding(nn.Module):

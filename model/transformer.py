@@ -15,7 +15,7 @@ from torch import nn
 from tritonlm import kernels
 from .attention import KVCache, LayerKVCache, MultiHeadSelfAttention
 from .config import KernelPlan, ModelConfig
-from .layers import Embedding, KernelModule, Linear, RMSNorm, SiLUFFN, SwiGLU
+from .layers import FFN_CLASSES, Embedding, KernelModule, Linear, RMSNorm
 
 
 def _block_norm(norm: str, d_model: int, eps: float, kernels, device, dtype) -> RMSNorm | None:
@@ -38,8 +38,7 @@ class TransformerBlock(nn.Module):
             qk_norm=qk_norm, eps=eps, kernels=kernels, device=device, dtype=dtype,
         )
         self.ln2 = _block_norm(norm, d_model, eps, kernels, device, dtype)
-        ffn_class = {"swiglu": SwiGLU, "silu": SiLUFFN}[ffn]
-        self.ffn = ffn_class(d_model, d_ff, device=device, dtype=dtype)
+        self.ffn = FFN_CLASSES[ffn](d_model, d_ff, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor, token_positions: torch.Tensor | None = None,
                 kv_cache: LayerKVCache | None = None, start_pos: int = 0) -> torch.Tensor:
@@ -62,7 +61,8 @@ class TransformerLM(KernelModule):
 
     Options (keyword arguments, the other ``ModelConfig`` fields): ``norm``, ``positions``,
     ``ffn``, ``tie_embeddings`` (lm_head and token_embeddings share one matrix, initialised like
-    lm_head), ``qk_norm``, ``logit_softcap``, ``kernels``, ``norm_eps``; plus ``device``/``dtype``.
+    lm_head), ``qk_norm``, ``logit_softcap``, ``zero_init_output``, ``kernels``, ``norm_eps``; plus
+    ``device``/``dtype``.
     """
 
     def __init__(self, vocab_size: int, context_length: int, d_model: int, num_layers: int, num_heads: int,
@@ -83,7 +83,17 @@ class TransformerLM(KernelModule):
         self.lm_head = Linear(cfg.d_model, cfg.vocab_size, device=device, dtype=dtype)
         if cfg.tie_embeddings:
             self.token_embeddings.weight = self.lm_head.weight
+        if cfg.zero_init_output:
+            self._zero_output_projections()
         self._init_kernels(cfg.kernels, device)
+
+    @torch.no_grad()
+    def _zero_output_projections(self) -> None:
+        """Zero the matrices that write into the residual stream (attention ``output_proj``, FFN
+        ``w2``): every block starts as the identity, and learns what to add."""
+        for layer in self.layers:
+            layer.attn.output_proj.weight.zero_()
+            layer.ffn.w2.weight.zero_()
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, device=None, dtype=None) -> "TransformerLM":

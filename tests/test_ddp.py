@@ -28,7 +28,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _config(tmp_path, batch_size: int, name: str) -> TrainConfig:
+def _config(tmp_path, batch_size: int, name: str, **overrides) -> TrainConfig:
     rng = np.random.default_rng(0)
     path = tmp_path / "train.tok"
     if not path.exists():
@@ -37,7 +37,7 @@ def _config(tmp_path, batch_size: int, name: str) -> TrainConfig:
         model=ModelConfig(vocab_size=VOCAB, context_length=12, d_model=32, num_layers=2, num_heads=2, kernels="torch"),
         train_data=str(path), val_data=str(path), out_dir=str(tmp_path / name), batch_size=batch_size,
         grad_accum_steps=2, max_iters=8, max_lr=1e-2, min_lr=1e-3, eval_interval=4, eval_iters=2, log_interval=1,
-        checkpoint_interval=4, device="cpu", progress=False,
+        checkpoint_interval=4, device="cpu", progress=False, **overrides,
     )
 
 
@@ -64,10 +64,12 @@ def _worker(rank: int, world_size: int, port: int, tmp_path, name: str = "ddp", 
         shutdown_distributed()
 
 
-def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path, capsys):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path, capsys, optimizer):
     torch.set_num_threads(1)
-    single = run_training(_config(tmp_path, 4, "single"))
-    mp.spawn(_worker, args=(2, _free_port(), tmp_path), nprocs=2, join=True)
+    settings = {"optimizer": optimizer, "muon_ns_dtype": "fp32"}  # fp32: rank and single agree to float rounding
+    single = run_training(_config(tmp_path, 4, "single", **settings))
+    mp.spawn(_worker, args=(2, _free_port(), tmp_path, "ddp", settings), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"ddp_rank{r}.pt", weights_only=True) for r in range(2)]
 
     # both ranks end with identical weights
@@ -90,7 +92,7 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path, c
     assert not list((tmp_path / "ddp").glob(".*tmp*")) and not (tmp_path / "ddp" / ".lock").exists()
 
     # the 2-rank run resumes on one process: it goes on (global batch halved) and says so
-    resumed = _config(tmp_path, 4, "ddp")
+    resumed = _config(tmp_path, 4, "ddp", **settings)
     resumed.resume, resumed.max_iters = True, 10
     summary = run_training(resumed)
     assert summary["status"] == "completed" and summary["steps"] == 10

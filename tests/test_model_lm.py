@@ -64,7 +64,8 @@ def builtin_lm_logits(sd: dict, cfg: ModelConfig, ids: torch.Tensor) -> torch.Te
         p = f"layers.{i}."
 
         def ffn(h):
-            up = F.silu(F.linear(h, sd[p + "ffn.w1.weight"]))
+            pre = F.linear(h, sd[p + "ffn.w1.weight"])
+            up = F.relu(pre) ** 2 if cfg.ffn == "relu2" else F.silu(pre)
             if cfg.ffn == "swiglu":
                 up = up * F.linear(h, sd[p + "ffn.w3.weight"])
             return F.linear(up, sd[p + "ffn.w2.weight"])
@@ -92,6 +93,7 @@ ABLATIONS = [
     pytest.param({"norm": "none"}, id="no-norm"),
     pytest.param({"positions": "none"}, id="nope"),
     pytest.param({"ffn": "silu"}, id="silu-ffn"),
+    pytest.param({"ffn": "relu2"}, id="relu2-ffn"),
     pytest.param({"qk_norm": True}, id="qk-norm"),
     pytest.param({"tie_embeddings": True}, id="tied"),
     pytest.param({"logit_softcap": 5.0}, id="softcap"),
@@ -238,3 +240,22 @@ def test_triton_kernels_in_the_model_match_the_reference(spec):
     ref_loss.backward()
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
         torch.testing.assert_close(p.grad, q.grad, atol=1e-4, rtol=1e-3, msg=name)
+
+
+@pytest.mark.parametrize("ffn", ["swiglu", "relu2"])
+def test_zero_initialised_output_projections_start_every_block_as_the_identity(ffn):
+    cfg = odd_config(ffn=ffn, zero_init_output=True)
+    torch.manual_seed(8)
+    model = TransformerLM.from_config(cfg)
+    for layer in model.layers:
+        assert not layer.attn.output_proj.weight.any() and not layer.ffn.w2.weight.any()
+        assert layer.attn.q_proj.weight.std() > 0 and layer.ffn.w1.weight.std() > 0  # the rest as usual
+    ids = torch.randint(0, cfg.vocab_size, (2, 11), generator=torch.Generator().manual_seed(9))
+    sd = model.state_dict()
+    # no block adds anything yet: logits are the head applied to the normalised embeddings
+    x = sd["token_embeddings.weight"][ids]
+    expected = F.linear(F.rms_norm(x, (cfg.d_model,), sd["ln_final.weight"], cfg.norm_eps), sd["lm_head.weight"])
+    torch.testing.assert_close(model(ids), expected, atol=1e-5, rtol=1e-5)
+    # and the zeroed matrices still learn: their gradient is not zero
+    model.loss(ids, torch.roll(ids, -1, dims=1)).backward()
+    assert model.layers[0].attn.output_proj.weight.grad.abs().sum() > 0 and model.layers[1].ffn.w2.weight.grad.abs().sum() > 0

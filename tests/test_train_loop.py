@@ -77,15 +77,33 @@ def test_run_writes_its_folder_and_learns(tmp_path, token_files):
     assert read_checkpoint(run / "checkpoint.pt")["extra"]["train_config"]["max_iters"] == 40
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_checkpoints_and_resume_reproduces_the_uninterrupted_run(tmp_path, token_files, signum, capsys):
-    reference = run_training(small_config(tmp_path / "a", token_files, grad_accum_steps=2))
+def test_the_speedrun_levers_together_learn(tmp_path, token_files):
+    """Muon, ReLU² with zero-initialised output projections, bf16 autocast and torch.compile on the
+    CPU: the project's CPU recipe in miniature trains, learns and records what it used."""
+    model = ModelConfig(vocab_size=VOCAB, context_length=16, d_model=32, num_layers=2, num_heads=2, ffn="relu2",
+                        zero_init_output=True, kernels="torch")
+    cfg = small_config(tmp_path, token_files, model=model, max_iters=30, eval_interval=10, optimizer="muon",
+                       muon_lr=2e-2, dtype="bf16", compile=True)
+    summary = run_training(cfg)
+    val = [r["val_loss"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "val"]
+    assert summary["status"] == "completed" and val[-1] < val[0] - 0.5
+    saved = read_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert saved["extra"]["train_config"]["optimizer"] == "muon" and saved["extra"]["train_config"]["compile"] is True
+    assert not any(k.startswith("_orig_mod") for k in saved["model"])  # the plain model's weights, not the wrapper's
+
+
+@pytest.mark.parametrize("signum, optimizer", [(signal.SIGTERM, "adamw"), (signal.SIGINT, "muon")],
+                         ids=["sigterm-adamw", "sigint-muon"])
+def test_signal_checkpoints_and_resume_reproduces_the_uninterrupted_run(tmp_path, token_files, signum, optimizer,
+                                                                        capsys):
+    settings = dict(grad_accum_steps=2, optimizer=optimizer, muon_lr=3e-2)
+    reference = run_training(small_config(tmp_path / "a", token_files, **settings))
 
     def interrupt_at_step_6(record):
         if record["kind"] == "train" and record["step"] == 6:
             os.kill(os.getpid(), signum)
 
-    cfg = small_config(tmp_path / "b", token_files, grad_accum_steps=2)
+    cfg = small_config(tmp_path / "b", token_files, **settings)
     first = run_training(cfg, hooks=[interrupt_at_step_6])
     assert first["status"] == "interrupted" and first["steps"] == 6
     assert read_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")["iteration"] == 6

@@ -12,6 +12,7 @@ from tritonlm.model import TransformerLM
 
 from .config import TrainConfig
 from .data import TokenData, load_tokens
+from .muon import Muon, muon_parameter_groups
 from .optim import AdamW, parameter_groups
 
 
@@ -40,7 +41,13 @@ def build_model(cfg: TrainConfig, device: torch.device) -> TransformerLM:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer of the run: AdamW, decaying the parameter groups ``parameter_groups`` picks."""
+    """The optimizer of the run: AdamW, decaying the parameter groups ``parameter_groups`` picks;
+    or Muon for the hidden matrices (at ``muon_lr``) with AdamW for the rest in the same groups."""
+    if cfg.optimizer == "muon":
+        groups = muon_parameter_groups(model, cfg.weight_decay, cfg.muon_lr_scale, cfg.decay_norms_and_embeddings)
+        ns_dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[cfg.muon_ns_dtype]
+        return Muon(groups, lr=cfg.max_lr, momentum=cfg.muon_momentum, ns_steps=cfg.muon_ns_steps,
+                    ns_dtype=ns_dtype, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     groups = parameter_groups(model, cfg.weight_decay, cfg.decay_norms_and_embeddings)
     return AdamW(groups, lr=cfg.max_lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
 

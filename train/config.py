@@ -19,6 +19,7 @@ from tritonlm.model.config import ModelConfig
 from .schedule import SCHEDULES
 
 DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZERS = ("adamw", "muon")
 DTYPES = ("auto", "bf16", "fp32")
 LOGGERS = ("none", "tensorboard", "wandb")
 
@@ -37,6 +38,11 @@ class TrainConfig:
     max_iters: int | None = 1000
     budget_seconds: float | None = None
     # optimizer and schedule
+    optimizer: str = "adamw"  # adamw | muon (Muon for the hidden matrices, AdamW for the rest)
+    muon_lr: float | None = None  # Muon's peak learning rate (same schedule); None: max_lr
+    muon_momentum: float = 0.95
+    muon_ns_steps: int = 5  # Newton–Schulz iterations per Muon step
+    muon_ns_dtype: str = "bf16"  # bf16 | fp32: the precision of the Newton–Schulz matmuls
     schedule: str = "cosine"  # cosine | wsd
     max_lr: float = 1e-3
     min_lr: float = 1e-4
@@ -56,7 +62,7 @@ class TrainConfig:
     # execution
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
-    compile: bool = True  # torch.compile the model when running on CUDA
+    compile: bool | None = None  # torch.compile the loss; None: on CUDA only (true: on the CPU too)
     seed: int = 0
     resume: bool = False  # continue the run in out_dir from its checkpoint
     overwrite: bool = False  # allow starting afresh in an out_dir that holds a run
@@ -81,6 +87,17 @@ class TrainConfig:
             raise ValueError("wsd: warmup_fraction + decay_fraction must not exceed 1")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        self._check_muon()
+
+    def _check_muon(self) -> None:
+        if self.muon_lr is not None and self.muon_lr < 0:
+            raise ValueError(f"muon_lr must be >= 0 (or none: max_lr), got {self.muon_lr}")
+        if not 0 <= self.muon_momentum < 1:
+            raise ValueError(f"muon_momentum must be in [0, 1), got {self.muon_momentum}")
+        if self.muon_ns_dtype not in ("bf16", "fp32"):
+            raise ValueError(f"muon_ns_dtype={self.muon_ns_dtype!r} is not one of bf16, fp32")
+        if self.muon_ns_steps < 1:
+            raise ValueError(f"muon_ns_steps must be at least 1, got {self.muon_ns_steps}")
 
     def _check_positive(self) -> None:
         for name in ("batch_size", "grad_accum_steps", "eval_iters"):
@@ -95,10 +112,21 @@ class TrainConfig:
             raise ValueError(f"budget_seconds must be positive (or None), got {self.budget_seconds}")
 
     def _check_choices(self) -> None:
-        for name, choices in (("schedule", SCHEDULES), ("device", DEVICES), ("dtype", DTYPES),
+        for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES), ("dtype", DTYPES),
                               ("logger", LOGGERS), ("wandb_mode", ("offline", "online", "disabled"))):
             if getattr(self, name) not in choices:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} is not one of {', '.join(choices)}")
+
+    @property
+    def muon_lr_scale(self) -> float:
+        """Muon's learning rate as a multiple of the scheduled (AdamW) one."""
+        if self.muon_lr is None or self.max_lr == 0:
+            return 1.0
+        return self.muon_lr / self.max_lr
+
+    def compiles_on(self, device_type: str) -> bool:
+        """Whether the loss is ``torch.compile``d on a device of this type."""
+        return self.compile if self.compile is not None else device_type == "cuda"
 
     @property
     def tokens_per_step_per_rank(self) -> int:

@@ -54,13 +54,18 @@ class AdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            hyper = (group["lr"], *group["betas"], group["eps"], group["weight_decay"])
-            params = [p for p in group["params"] if p.grad is not None]
-            if any(p.grad.is_sparse for p in params):
-                raise RuntimeError("AdamW does not support sparse gradients")
-            for bucket in self._buckets(params):
-                self._update(bucket, *hyper)
+            self._step_group(group)
         return loss
+
+    def _step_group(self, group: dict) -> None:
+        """Update the parameters of one group that have a gradient (a subclass may update some
+        groups its own way, as ``muon.Muon`` does)."""
+        hyper = (group["lr"], *group["betas"], group["eps"], group["weight_decay"])
+        params = [p for p in group["params"] if p.grad is not None]
+        if any(p.grad.is_sparse for p in params):
+            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+        for bucket in self._buckets(params):
+            self._update(bucket, *hyper)
 
     def _buckets(self, params: list[torch.nn.Parameter]) -> list[list[torch.nn.Parameter]]:
         """Parameters that share device, dtype and step count (one fused update each), after

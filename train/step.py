@@ -67,20 +67,20 @@ class TrainStep:
         self.tokens_per_step = cfg.tokens_per_step_per_rank * info.world_size  # the global batch, in tokens
         self.autocast = autocast_context(cfg, device)
         self.ddp: DistributedDataParallel | None = None  # set when data-parallel
-        self.loss_fn = self._wrap(LossModule(model, cfg.z_loss), cfg.compile)
+        self.loss_fn = self._wrap(LossModule(model, cfg.z_loss), cfg.compiles_on(device.type))
 
     def _wrap(self, module: torch.nn.Module, compiled: bool) -> torch.nn.Module:
-        """DDP around the loss when data-parallel, and torch.compile around that on CUDA."""
+        """DDP around the loss when data-parallel, and torch.compile around that when asked."""
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             module = self.ddp = DistributedDataParallel(module, device_ids=ids)
-        if compiled and self.device.type == "cuda":
+        if compiled:
             module = torch.compile(module)
         return module
 
     def __call__(self, lr: float) -> tuple[float, float]:
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # a group may run at a multiple (Muon's)
         self.optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=self.device)
         for micro in range(self.grad_accum_steps):

@@ -13,14 +13,18 @@ from tritonlm.train.run_folder import RunFolder
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 
 IMPROVEMENT_FLAGS = {
+    "optimizer": "optimizer (adamw, or muon = Newton–Schulz-orthogonalised momentum for the hidden matrices)",
+    "muon_lr": "Muon's peak learning rate (none = max_lr)",
+    "model.ffn": "FFN (swiglu, silu, or relu2 = squared ReLU)",
+    "model.zero_init_output": "zero-initialised output projections (attention output and FFN w2)",
     "model.tie_embeddings": "weight tying (lm_head shares the embedding matrix)",
     "model.qk_norm": "QK-norm (RMSNorm on queries and keys per head)",
     "z_loss": "z-loss weight (penalises log(Z)^2 of the softmax normaliser)",
     "model.logit_softcap": "logit soft-capping (cap * tanh(logits / cap); 0 = off)",
     "schedule": "learning-rate schedule (cosine, or wsd = warmup-stable-decay)",
     "model.kernels": "kernel backends (Triton or PyTorch reference, per op)",
-    "dtype": "precision (bf16 autocast on CUDA)",
-    "compile": "torch.compile (CUDA only)",
+    "dtype": "precision (bf16 autocast, on CUDA or the CPU)",
+    "compile": "torch.compile of the loss (none = on CUDA only)",
 }
 
 

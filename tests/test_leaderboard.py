@@ -22,8 +22,9 @@ from tritonlm.train.experiments.results import main as results_main
 from tritonlm.train.experiments.results import module_command
 from tritonlm.corpora.stories import generate_corpus, unigram_entropy
 
+# compile=false: a seconds-long budget would go to compiling (tests/test_train_loop.py compiles on the CPU)
 TINY_MODEL = ["--model.d_model=32", "--model.num_layers=1", "--model.num_heads=2", "--model.context_length=32",
-              "--batch_size=8", "--progress=false"]
+              "--batch_size=8", "--progress=false", "--compile=false"]
 
 
 @pytest.fixture(scope="module")

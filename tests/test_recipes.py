@@ -13,12 +13,12 @@ from tritonlm.train.recipes import (LEADERBOARD_CHOICES, RECIPES, LeaderboardCon
 
 
 def test_the_registry_lists_every_recipe_and_each_is_typed():
-    assert list(RECIPES) == ["tiny", "gutenberg-cpu", "tinystories", "cpu", "h100", "experiment"]
+    assert list(RECIPES) == ["tiny", "gutenberg-cpu", "tinystories", "cpu", "cpu-plain", "h100", "experiment"]
     for name, recipe in RECIPES.items():
         assert isinstance(recipe, Recipe) and recipe.name == name and recipe.description
         assert isinstance(recipe.train, TrainConfig)
         assert recipe.leaderboard is None or isinstance(recipe.leaderboard, LeaderboardConfig)
-    assert LEADERBOARD_CHOICES == ("auto", "cpu", "h100")
+    assert LEADERBOARD_CHOICES == ("auto", "cpu", "cpu-plain", "h100")
 
 
 def test_a_recipe_gives_a_fresh_config_each_time():
@@ -29,9 +29,9 @@ def test_a_recipe_gives_a_fresh_config_each_time():
 
 def test_unknown_names_give_a_clear_error_naming_the_choices():
     with pytest.raises(ValueError, match="unknown preset 'nope'; choose one of tiny, gutenberg-cpu, tinystories, "
-                                         "cpu, h100, experiment"):
+                                         "cpu, cpu-plain, h100, experiment"):
         get_recipe("nope")
-    with pytest.raises(ValueError, match="unknown preset 'tiny'; choose one of auto, cpu, h100"):
+    with pytest.raises(ValueError, match="unknown preset 'tiny'; choose one of auto, cpu, cpu-plain, h100"):
         leaderboard_recipe("tiny")
     assert leaderboard_recipe("cpu") is RECIPES["cpu"]
 
@@ -43,3 +43,12 @@ def test_recipes_are_validated():
         Recipe("big", "", TrainConfig())
     with pytest.raises(dataclasses.FrozenInstanceError):
         RECIPES["cpu"].name = "gpu"
+
+
+def test_the_plain_recipe_is_the_speedrun_baseline_and_differs_from_cpu_only_in_its_levers():
+    plain, cpu = RECIPES["cpu-plain"].train, RECIPES["cpu"].train
+    assert (plain.optimizer, plain.dtype, plain.compile, plain.model.ffn) == ("adamw", "fp32", False, "swiglu")
+    assert plain.budget_seconds == cpu.budget_seconds and plain.device == cpu.device == "cpu"
+    assert RECIPES["cpu-plain"].leaderboard == RECIPES["cpu"].leaderboard  # the same data, the same tokenizer
+    shape = ("vocab_size", "context_length", "d_model", "num_layers", "num_heads")
+    assert [getattr(plain.model, f) for f in shape] == [getattr(cpu.model, f) for f in shape]

@@ -10,6 +10,7 @@ recipe is one entry of ``RECIPES``. On the command line a recipe is still called
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 from tritonlm.corpora.settings import DataSettings, check_sizes
@@ -85,20 +86,30 @@ TINYSTORIES = Recipe(
         warmup_fraction=0.02, eval_interval=500, eval_iters=50, checkpoint_interval=2000,
     ))
 
-# The whole `python -m train.leaderboard` in about 7.5 minutes on 2 CPU cores (7 of them training).
-# The `small_cpu` model (~3.2M parameters without embeddings) at context 128 and 16 sequences per
-# step runs at 2-6k tokens/s on 2 (shared) cores, so 7 minutes see ~0.8-2.5M tokens: about one pass
-# over the 8 MB generated corpus, enough to get far below the corpus's unigram entropy. The
-# tokenizer (vocab 2048 on 2 MB) and the encoding take ~20 s, the final evaluation and the samples
-# ~30 s. On a shared text it reads the first 20 MB (7 CPU minutes see at most ~2.5M tokens) and
-# evaluates 500 kB of validation text entirely (~20 s).
-CPU = Recipe(
-    "cpu", "the leaderboard's CPU recipe: the whole job in about 7.5 minutes on 2 CPU cores",
+# The plain CPU recipe, the speedrun's baseline: AdamW, cosine, float32, eager, 16 sequences of 128
+# tokens per step on the `small_cpu` model (~3.2M parameters without embeddings). It was the
+# leaderboard's CPU recipe until the sweep (`python -m train.leaderboard.sweep`) chose `cpu`.
+CPU_PLAIN = Recipe(
+    "cpu-plain", "the plain CPU recipe (AdamW, cosine, fp32, eager, batch 16): the speedrun's baseline",
     TrainConfig(model=shapes.small_cpu(kernels="torch"), batch_size=16, max_iters=None, budget_seconds=420.0,
                 schedule="cosine", max_lr=2e-3, min_lr=2e-4, warmup_fraction=0.03,
                 weight_decay=0.1, eval_interval=50, eval_iters=8, log_interval=10,
                 checkpoint_interval=500, device="cpu", dtype="fp32", compile=False, progress=True),
     LeaderboardConfig(train_bytes=20_000_000, val_bytes=500_000),
+)
+
+# The whole `python -m train.leaderboard` in about 8 minutes on 2 CPU cores (7 of them training):
+# the `small_cpu` model at context 128 with the levers the sweep (`python -m train.leaderboard.sweep`,
+# docs/results/speedrun-sweep) kept. torch.compile costs ~25 s of the budget on a fresh machine and
+# pays it back within the first minute; bf16 autocast runs on the CPU's bf16 matrix units. The
+# tokenizer (vocab 2048 on 2 MB) and the encoding take ~20 s, the final evaluation and the samples
+# ~30 s. On a shared text it reads the first 20 MB and evaluates 500 kB of validation text entirely.
+CPU = Recipe(
+    "cpu", "the leaderboard's CPU recipe: the whole job in about 8 minutes on 2 CPU cores",
+    dataclasses.replace(CPU_PLAIN.train, batch_size=32, optimizer="muon", max_lr=3e-3, min_lr=3e-4, muon_lr=1e-2,
+                        dtype="bf16", compile=True,
+                        model=shapes.small_cpu(kernels="torch", ffn="relu2", zero_init_output=True)),
+    CPU_PLAIN.leaderboard,
 )
 
 # 1.5 hours on one H100 (docs/leaderboard.md has the sizing). 12 layers x 768 (GPT-2 small shape;
@@ -133,7 +144,7 @@ EXPERIMENT = Recipe(
                 eval_iters=8, log_interval=5, checkpoint_interval=50, progress=False, seed=0),
 )
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in (TINY, GUTENBERG_CPU, TINYSTORIES, CPU, H100, EXPERIMENT)}
+RECIPES: dict[str, Recipe] = {r.name: r for r in (TINY, GUTENBERG_CPU, TINYSTORIES, CPU, CPU_PLAIN, H100, EXPERIMENT)}
 #: What ``python -m train.leaderboard --preset`` takes: ``auto`` (h100 on CUDA, else cpu) and
 #: every recipe with leaderboard options.
 LEADERBOARD_CHOICES = ("auto", *(name for name, r in RECIPES.items() if r.leaderboard is not None))

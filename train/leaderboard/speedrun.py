@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from tritonlm.train.presentation import format_duration, markdown_table
 from tritonlm.train.recipes import LEADERBOARD_CHOICES, get_recipe
@@ -26,7 +25,7 @@ from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.cli import cli_main
 from tritonlm.util.runinfo import run_metadata
 
-from .study import add_data_arguments, copy_raw_metrics, describe_budget, plot_study, study_budget, study_data
+from .study import add_data_arguments, copy_raw_metrics, describe_budget, open_study, plot_study
 from .trials import Trial, format_count, format_spread, run_trial, spread, time_to_reach, trial_config
 
 
@@ -42,10 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_speedrun(args: argparse.Namespace) -> dict:
     project, plain = get_recipe(args.preset), get_recipe(args.baseline)
-    budget = study_budget(args, project)
-    data = study_data(args, project)
-    out, results = Path(args.out), Path(args.results or args.out)
-    results.mkdir(parents=True, exist_ok=True)
+    study = open_study(args, project)
+    budget, data, out, results = study.budget, study.data, study.out, study.results
     records = []
     for seed in range(args.seeds):
         for recipe in (plain, project):

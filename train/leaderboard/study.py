@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -28,20 +29,31 @@ def add_data_arguments(parser: argparse.ArgumentParser, default_out: str) -> Non
                                                         "(default: --out)")
 
 
-def study_budget(args: argparse.Namespace, recipe: Recipe) -> float:
+@dataclass(frozen=True)
+class Study:
+    """A study's settings: the budget of every trial, the one prepared corpus, the folder of the
+    run folders (``out``) and the folder of the results."""
+
+    budget: float
+    data: PreparedData
+    out: Path
+    results: Path
+
+
+def open_study(args: argparse.Namespace, recipe: Recipe) -> Study:
+    """The budget (``--budget`` or the recipe's), the token files every trial reads (the recipe's
+    data settings; cached) and the two folders, created."""
     budget = parse_duration(args.budget) if args.budget else recipe.train.budget_seconds
     if not budget:
         raise ValueError(f"recipe {recipe.name} has no time budget; pass --budget")
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    return budget
-
-
-def study_data(args: argparse.Namespace, recipe: Recipe) -> PreparedData:
-    """The token files every trial of the study reads (the recipe's data settings; cached)."""
     if recipe.leaderboard is None:
         raise ValueError(f"recipe {recipe.name} has no data settings (it is not a leaderboard recipe)")
-    return prepare_data(args.train_data, args.val_data, recipe.leaderboard, args.tokenizer)
+    data = prepare_data(args.train_data, args.val_data, recipe.leaderboard, args.tokenizer)
+    results = Path(args.results or args.out)
+    results.mkdir(parents=True, exist_ok=True)
+    return Study(budget, data, Path(args.out), results)
 
 
 def copy_raw_metrics(records: Sequence[dict], out: Path, results: Path) -> None:

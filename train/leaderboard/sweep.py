@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from tritonlm.train.presentation import markdown_table
 from tritonlm.train.recipes import get_recipe
@@ -26,7 +25,7 @@ from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.cli import cli_main
 from tritonlm.util.runinfo import run_metadata
 
-from .study import add_data_arguments, copy_raw_metrics, describe_budget, plot_study, study_budget, study_data
+from .study import add_data_arguments, copy_raw_metrics, describe_budget, open_study, plot_study
 from .trials import Trial, format_count, format_spread, run_trial, spread, trial_config
 
 BASE = "cpu-plain"
@@ -70,10 +69,8 @@ def selected(only: str | None) -> list[str]:
 
 def run_sweep(args: argparse.Namespace) -> dict:
     base = get_recipe(BASE)
-    budget = study_budget(args, base)
-    data = study_data(args, base)
-    out, results = Path(args.out), Path(args.results or args.out)
-    results.mkdir(parents=True, exist_ok=True)
+    study = open_study(args, base)
+    budget, data, out, results = study.budget, study.data, study.out, study.results
     records = []
     for name in selected(args.only):
         for seed in range(args.seeds):

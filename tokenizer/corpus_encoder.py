@@ -61,7 +61,8 @@ def encode_file(
     The file is cut at boundaries (see ``tokenizer.pretokenize``) into chunks that
     ``num_workers`` processes (default: all usable cores) encode; chunks are written in order,
     so the ids equal ``tokenizer.encode(whole text)``. The output appears atomically, only when
-    everything succeeded. ``tokenizer`` is a ``Tokenizer`` or a folder written by ``save``.
+    everything succeeded. ``tokenizer`` is a ``Tokenizer`` or a folder written by ``save``; the
+    file's header records it (``Tokenizer.record``: fingerprint, vocabulary size, folder).
     """
     path = check_text_file(input_path)
     if not isinstance(tokenizer, Tokenizer):
@@ -72,7 +73,7 @@ def encode_file(
     size = path.stat().st_size
     start = time.perf_counter()
     tokenizer.prepare_tables()  # once here: forked workers inherit them
-    with TokenFileWriter(out, tokenizer.vocab_size) as writer, tqdm(
+    with TokenFileWriter(out, tokenizer.vocab_size, {"tokenizer": tokenizer.record()}) as writer, tqdm(
         total=size, desc="encoding", unit="B", unit_scale=True, disable=not progress
     ) as bar:
         chunks = plan_chunks(path, tokenizer.special_tokens, chunk_bytes)

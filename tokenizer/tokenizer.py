@@ -11,6 +11,8 @@ laid out with one gather. Short texts take the regex path, with a dict of its ow
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 from itertools import chain
 from pathlib import Path
@@ -61,6 +63,7 @@ class Tokenizer:
     ):
         self.vocab: dict[int, bytes] = dict(vocab)
         self.merges: list[tuple[bytes, bytes]] = list(merges)
+        self.source_dir: Path | None = None  # the folder it was loaded from (``from_dir``)
         self.special_tokens: list[str] = validate_special_tokens(special_tokens)
         self._check_ids()
         self._id_of: dict[bytes, int] = {token: i for i, token in sorted(self.vocab.items(), reverse=True)}
@@ -101,7 +104,28 @@ class Tokenizer:
                 f"tokenizer folder {folder} does not exist; train one with `python -m tokenizer.train`"
             )
         specials = load_special_tokens(folder) if special_tokens is None else special_tokens
-        return cls.from_files(folder / VOCAB_FILE, folder / MERGES_FILE, specials)
+        tokenizer = cls.from_files(folder / VOCAB_FILE, folder / MERGES_FILE, specials)
+        tokenizer.source_dir = folder.resolve()
+        return tokenizer
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of what defines the ids: the vocabulary, the merges and the special tokens.
+        Two tokenizers with the same fingerprint encode every text alike."""
+        digest = hashlib.sha256()
+        for token_id, token in sorted(self.vocab.items()):
+            digest.update(token_id.to_bytes(8, "little") + len(token).to_bytes(4, "little") + token)
+        for left, right in self.merges:
+            digest.update(len(left).to_bytes(4, "little") + left + len(right).to_bytes(4, "little") + right)
+        for special in self.special_tokens:
+            digest.update(b"\xffspecial" + special.encode("utf-8"))
+        return digest.hexdigest()
+
+    def record(self) -> dict:
+        """What a token file keeps of the tokenizer that made it: fingerprint, vocabulary size
+        and, when it was loaded from a folder, that folder."""
+        return {"sha256": self.fingerprint, "vocab_size": self.vocab_size,
+                "path": str(self.source_dir) if self.source_dir is not None else None}
 
     def save(self, out_dir: str | os.PathLike) -> Path:
         """Write vocab.json, merges.txt (GPT-2 printable-byte format) and special_tokens.json."""

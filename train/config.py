@@ -31,6 +31,7 @@ class TrainConfig:
     train_data: str = ""  # token file (python -m tokenizer.encode)
     val_data: str | None = None  # token file; None: no validation
     out_dir: str = "runs/default"
+    tokenizer: str | None = None  # tokenizer folder the run records; None: the one train_data's header names
     # batch: each step sees batch_size * grad_accum_steps * world_size sequences
     batch_size: int = 32  # per process and micro-step
     grad_accum_steps: int = 1

@@ -34,6 +34,7 @@ class TokenData:
     ids: np.ndarray
     vocab_size: int | None = None
     path: Path | None = None
+    tokenizer: dict | None = None  # the record of the tokenizer that made the ids (``Tokenizer.record``)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -42,7 +43,13 @@ class TokenData:
 def load_tokens(path: str | os.PathLike) -> TokenData:
     """Memory-map a token file written by ``tokenizer.tokenfile`` (or ``python -m tokenizer.encode``)."""
     ids, info = open_tokens(path)
-    return TokenData(ids=ids, vocab_size=info.vocab_size, path=Path(path))
+    return TokenData(ids=ids, vocab_size=info.vocab_size, path=Path(path), tokenizer=info.tokenizer)
+
+
+def padded_vocab_size(vocab_size: int, multiple: int = 64) -> int:
+    """A model vocabulary for data of ``vocab_size``: rounded up to a multiple of 64 (faster
+    matmuls; the extra rows are never a target, so they only learn to be unlikely)."""
+    return -(-vocab_size // multiple) * multiple
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

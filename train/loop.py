@@ -40,7 +40,7 @@ from .metrics_log import check_logger
 from .resume import resume_from_checkpoint
 from .run_folder import RunFolder
 from .run_log import Hook, RunLog
-from .run_start import check_run_dir, start_run_dir, write_run_config
+from .run_start import check_run_dir, find_run_tokenizer, record_tokenizer, start_run_dir, write_run_config
 from .run_state import RunState
 from .step import TrainStep, scheduled_lr
 
@@ -95,6 +95,7 @@ class Trainer:
         check_logger(cfg.logger)
         self.folder = RunFolder(run_dir)
         train_data, val_data = load_datasets(cfg)
+        tokenizer_dir = find_run_tokenizer(cfg, train_data)
         self.model, optimizer = build_model_and_optimizer(cfg, device)
         sampler = ShardedBatchSampler(train_data, cfg.batch_size, cfg.model.context_length,
                                       seed=cfg.seed, rank=info.rank, world_size=info.world_size)
@@ -106,6 +107,7 @@ class Trainer:
                                                                    info.world_size)
                 sampler.load_state_dict(sampler_state)
             write_run_config(cfg, run_dir, info)
+            record_tokenizer(tokenizer_dir, run_dir, info)
             self.step = TrainStep(self.model, optimizer, sampler, cfg, info, device)  # DDP after the resume
             self.evaluate = Evaluator(self.model, val_data, cfg, info, device) if val_data is not None else None
             self.checkpointer = Checkpointer(self.folder, self.model, optimizer, sampler, cfg, info)

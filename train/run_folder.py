@@ -9,7 +9,8 @@ and loading a finished run back into a model and its tokenizer.
       checkpoint.pt                   model, optimizer, RNG and data-sampler state (train.checkpoint)
       summary.json                    the loop's summary, written at the end
       loss_vs_steps.png, loss_vs_time.png
-      tokenizer/                      the leaderboard's: the tokenizer the run was trained with
+      tokenizer/                      the tokenizer that made the training data (from the token file's header,
+                                      or --tokenizer), so generate and export find it
       report.json, report.md, samples.md, val_loss_vs_minutes.png     the leaderboard's report
 """
 

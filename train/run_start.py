@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import sys
 from pathlib import Path
 
-from tritonlm.util.atomic import remove_stale_temporaries, write_json_atomic
+from tritonlm.util.atomic import atomic_path, remove_stale_temporaries, write_json_atomic
 from tritonlm.util.cli import UserError
 from tritonlm.util.runinfo import run_metadata
 
 from .config import TrainConfig
+from .data import TokenData
 from .distributed import DistInfo
-from .run_folder import RunFolder
+from .run_folder import RunFolder, load_tokenizer
 
 
 class RunFolderError(RuntimeError, UserError):
@@ -75,6 +78,43 @@ def start_run_dir(run_dir: Path, info: DistInfo) -> RunLock | None:
     lock = RunLock(run_dir)
     remove_stale_temporaries(run_dir)
     return lock
+
+
+def find_run_tokenizer(cfg: TrainConfig, train_data: TokenData) -> Path | None:
+    """The tokenizer folder the run will record: ``cfg.tokenizer``, else the folder named in the
+    training file's header. An explicit tokenizer that did not make the data is an error; a
+    recorded folder that is gone or changed is a note (the run trains, and ``generate`` will ask
+    for ``--tokenizer``)."""
+    record = train_data.tokenizer or {}
+    if cfg.tokenizer:
+        tokenizer = load_tokenizer(cfg.tokenizer)
+        made_by = record.get("sha256")
+        if made_by and tokenizer.fingerprint != made_by:
+            raise RunFolderError(f"--tokenizer {cfg.tokenizer} did not make {train_data.path} (its header names "
+                                 f"tokenizer {made_by[:12]}..., at {record.get('path')}); pass the tokenizer that "
+                                 "encoded it, or encode the text again with this one")
+        return Path(cfg.tokenizer)
+    path = record.get("path")
+    if not path:
+        return None
+    try:
+        same = Path(path).is_dir() and load_tokenizer(path).fingerprint == record.get("sha256")
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        print(f"note: {train_data.path} was made by the tokenizer in {path}, which is gone or has changed since; "
+              "the run folder will hold no tokenizer (pass --tokenizer DIR to record one)", file=sys.stderr)
+        return None
+    return Path(path)
+
+
+def record_tokenizer(tokenizer_dir: Path | None, run_dir: Path, info: DistInfo) -> None:
+    """Copy the run's tokenizer into ``RUN/tokenizer`` (kept as it is on a resume), so that the
+    folder stands alone: ``generate`` and every later step find it there."""
+    target = RunFolder(run_dir).tokenizer
+    if info.is_main and tokenizer_dir is not None and not (target / "vocab.json").exists():
+        with atomic_path(target) as tmp:
+            shutil.copytree(tokenizer_dir, tmp)
 
 
 def write_run_config(cfg: TrainConfig, run_dir: Path, info: DistInfo) -> None:

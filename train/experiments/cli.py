@@ -39,7 +39,8 @@ from tritonlm.train.config import TrainConfig
 from tritonlm.train.recipes import recipe_config
 from tritonlm.corpora.settings import DataSettings
 from tritonlm.corpora.sources import source_pair
-from tritonlm.train.leaderboard.data import padded_vocab_size, prepare_data
+from tritonlm.train.data import padded_vocab_size
+from tritonlm.train.leaderboard.data import prepare_data
 from tritonlm.train.presentation import markdown_table, parse_duration
 from tritonlm.util.atomic import write_text_atomic
 from tritonlm.train.experiments.sweep import RunSpec, Sweep, run_sweep

@@ -114,9 +114,3 @@ def _given_tokens(train: TextSource, val: TextSource, tokenizer_dir: str | Path 
                              f"{info[0].vocab_size}, {val_tokens} has {info[1].vocab_size}")
     folder = Path(tokenizer_dir) if tokenizer_dir else None
     return PreparedData(train_tokens, val_tokens, folder, info[0].vocab_size, train.name, val.name, None, None)
-
-
-def padded_vocab_size(vocab_size: int, multiple: int = 64) -> int:
-    """The model's vocabulary: the tokenizer's rounded up to a multiple of 64 (faster matmuls;
-    the extra rows are never a target, so they only learn to be unlikely)."""
-    return -(-vocab_size // multiple) * multiple

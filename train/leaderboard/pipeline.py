@@ -14,13 +14,14 @@ import time
 from tritonlm.corpora.stories import unigram_entropy
 from tritonlm.tokenizer.tokenfile import open_tokens
 from tritonlm.train.config import TrainConfig
+from tritonlm.train.data import padded_vocab_size
 from tritonlm.train.loop import run_training
 from tritonlm.train.metrics_log import read_metrics
 from tritonlm.train.presentation import format_duration
 from tritonlm.train.run_folder import RunFolder, load_model
 from tritonlm.util.cli import Interrupted, apply_overrides
 
-from .data import PreparedData, padded_vocab_size, prepare_data
+from .data import PreparedData, prepare_data
 from .evaluate import evaluate_full
 from .options import Job
 from .report import build_report, write_run_report

@@ -20,13 +20,14 @@ from typing import Sequence
 
 from tritonlm.tokenizer.tokenfile import open_tokens
 from tritonlm.train.config import TrainConfig
+from tritonlm.train.data import padded_vocab_size
 from tritonlm.train.loop import run_training
 from tritonlm.train.metrics_log import read_metrics
 from tritonlm.train.run_folder import RunFolder, load_model
 from tritonlm.util.atomic import write_json_atomic
 from tritonlm.util.cli import apply_overrides
 
-from .data import PreparedData, padded_vocab_size
+from .data import PreparedData
 from .evaluate import evaluate_full
 
 TRIAL_FILE = "trial.json"

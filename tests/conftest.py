@@ -125,3 +125,21 @@ def snapshot(folder) -> dict:
 
     root = Path(folder)
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()} if root.exists() else {}
+
+
+@pytest.fixture(scope="session")
+def bpe_corpus(tmp_path_factory):
+    """A BPE tokenizer (vocab 300, folder ``tok``) trained on generated stories (``train.txt``,
+    ``valid.txt``), and both splits encoded with it (``train.bin``, ``valid.bin``)."""
+    from tritonlm.corpora.stories import generate_corpus
+    from tritonlm.tokenizer import Tokenizer, train_bpe
+    from tritonlm.tokenizer.corpus_encoder import encode_file
+
+    folder = tmp_path_factory.mktemp("bpe_corpus")
+    (folder / "train.txt").write_text(generate_corpus(60_000, 0))
+    (folder / "valid.txt").write_text(generate_corpus(8_000, 1))
+    vocab, merges = train_bpe(str(folder / "train.txt"), 300, ["<|endoftext|>"])
+    Tokenizer(vocab, merges, ["<|endoftext|>"]).save(folder / "tok")
+    for split in ("train", "valid"):
+        encode_file(folder / f"{split}.txt", folder / "tok", folder / f"{split}.bin", num_workers=1)
+    return folder

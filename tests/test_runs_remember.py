@@ -12,7 +12,6 @@ import struct
 import numpy as np
 import pytest
 
-from tritonlm.corpora.stories import generate_corpus
 from tritonlm.tokenizer import Tokenizer, train_bpe
 from tritonlm.tokenizer.corpus_encoder import encode_file
 from tritonlm.tokenizer.tokenfile import HEADER_SIZE, TokenFileError, open_tokens, read_token_header, write_tokens
@@ -28,17 +27,9 @@ TINY = ["--model.context_length=16", "--model.d_model=32", "--model.num_layers=1
         "--progress=false", "--device=cpu"]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """A BPE tokenizer (vocab 300) trained on generated stories, and both splits encoded with it."""
-    folder = tmp_path_factory.mktemp("corpus")
-    (folder / "train.txt").write_text(generate_corpus(60_000, 0))
-    (folder / "valid.txt").write_text(generate_corpus(8_000, 1))
-    vocab, merges = train_bpe(str(folder / "train.txt"), 300, ["<|endoftext|>"])
-    Tokenizer(vocab, merges, ["<|endoftext|>"]).save(folder / "tok")
-    for split in ("train", "valid"):
-        encode_file(folder / f"{split}.txt", folder / "tok", folder / f"{split}.bin", num_workers=1)
-    return folder
+@pytest.fixture()
+def corpus(bpe_corpus):
+    return bpe_corpus
 
 
 def test_metadata_round_trips_and_ids_start_after_it(tmp_path):

@@ -127,6 +127,11 @@ class Tokenizer:
         return {"sha256": self.fingerprint, "vocab_size": self.vocab_size,
                 "path": str(self.source_dir) if self.source_dir is not None else None}
 
+    @property
+    def special_ids(self) -> dict[str, int]:
+        """Each special token and its id."""
+        return dict(self._special_ids)
+
     def save(self, out_dir: str | os.PathLike) -> Path:
         """Write vocab.json, merges.txt (GPT-2 printable-byte format) and special_tokens.json."""
         return save_tokenizer_files(out_dir, self.vocab, self.merges, self.special_tokens)

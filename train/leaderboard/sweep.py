@@ -32,20 +32,20 @@ BASE = "cpu-plain"
 FAST = {"compile": "true", "dtype": "bf16"}
 BATCH32 = {**FAST, "batch_size": "32", "max_lr": "3e-3", "min_lr": "3e-4"}
 MUON = {**BATCH32, "optimizer": "muon", "muon_lr": "1e-2"}
+RELU2_ZERO = {"model.ffn": "relu2", "model.d_ff": "none", "model.zero_init_output": "true"}
 
 #: name -> (what changes, the overrides of the ``cpu-plain`` recipe), in the order they are run.
 CANDIDATES: dict[str, tuple[str, dict[str, str]]] = {
     "plain": ("the plain recipe as it is", {}),
     "compiled-bf16": ("torch.compile + bf16 autocast", FAST),
     "batch32": ("+ batch 32, AdamW lr 3e-3", BATCH32),
-    "muon": ("+ Muon for the hidden matrices, muon_lr 1e-2", MUON),
-    "muon-lr2e-2": ("Muon with muon_lr 2e-2", {**MUON, "muon_lr": "2e-2"}),
-    "muon-lr5e-3": ("Muon with muon_lr 5e-3", {**MUON, "muon_lr": "5e-3"}),
-    "muon-relu2": ("Muon + ReLU² FFN (d_ff 4 d_model)", {**MUON, "model.ffn": "relu2", "model.d_ff": "none"}),
-    "muon-zero-init": ("Muon + zero-initialised output projections", {**MUON, "model.zero_init_output": "true"}),
-    "muon-wsd": ("Muon + warmup-stable-decay (last 30% decaying)", {**MUON, "schedule": "wsd",
-                                                                    "decay_fraction": "0.3"}),
-    "muon-6-layers": ("Muon, 6 layers instead of 4", {**MUON, "model.num_layers": "6"}),
+    "muon": ("batch32 + Muon for the hidden matrices, muon_lr 1e-2", MUON),
+    "muon-lr3e-3": ("batch32 + Muon, muon_lr 3e-3 (the AdamW rate)", {**MUON, "muon_lr": "3e-3"}),
+    "relu2-zero": ("batch32 + ReLU² FFN (d_ff 4 d_model) + zero-initialised output projections",
+                   {**BATCH32, **RELU2_ZERO}),
+    "wide": ("batch32, d_model 384 (12 heads of 32)", {**BATCH32, "model.d_model": "384", "model.num_heads": "12",
+                                                      "model.d_ff": "none"}),
+    "muon-lr3e-3-relu2-zero": ("muon-lr3e-3 + ReLU² + zero-init", {**MUON, "muon_lr": "3e-3", **RELU2_ZERO}),
 }
 
 

@@ -24,6 +24,7 @@ import regex
 from tritonlm.tokenizer import vector_pretokenize as vp
 from tritonlm.tokenizer.bpe_batch import PairTable, encode_words
 from tritonlm.tokenizer.pretoken_ids import PretokenIds
+from tritonlm.tokenizer.special_policy import SpecialSet, check_disallowed, resolve_special_sets
 from tritonlm.tokenizer.pretokenize import (
     GPT2_REGEX,
     last_boundary,
@@ -45,6 +46,7 @@ CACHE_LIMIT = 1 << 18  # pre-tokens cached at most (bounded memory on endless st
 VECTOR_MIN_CHARS = 4096  # texts at least this long are pre-tokenised with numpy, not the regex
 BATCH_BPE_MIN = 64  # this many new pre-tokens are merged together with numpy
 STREAM_FLUSH_CHARS = 1 << 16  # encode_iterable encodes once this much text is buffered
+BATCH_PARALLEL_MIN_CHARS = 1 << 20  # encode_batch uses worker processes from this much text on
 
 
 class Tokenizer:
@@ -284,12 +286,46 @@ class Tokenizer:
             return np.array(self._encode_regex(text), dtype=np.int64)
         return np.concatenate([self._encode_block(block) for block in self._blocks(text)])
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``."""
+    def encode(self, text: str, allowed_special: SpecialSet = "all", disallowed_special: SpecialSet = ()) -> list[int]:
+        """Token ids of ``text``. Special tokens in ``allowed_special`` (all by default) become their
+        id, those in ``disallowed_special`` raise ``DisallowedSpecialToken``, the others are ordinary
+        text (tiktoken's convention; see ``special_policy``)."""
         self._check_text(text)
+        allowed, disallowed = resolve_special_sets(self.special_tokens, allowed_special, disallowed_special)
+        check_disallowed(text, disallowed)
+        if len(allowed) < len(self.special_tokens):
+            return self._encode_allowing(text, allowed)
         if len(text) < VECTOR_MIN_CHARS:
             return self._encode_regex(text)
         return self.encode_array(text).tolist()
+
+    def _encode_allowing(self, text: str, allowed: frozenset[str]) -> list[int]:
+        """``text`` with only the ``allowed`` special tokens special (the rest is ordinary text)."""
+        out: list[int] = []
+        pattern = special_regex(sorted(allowed))
+        parts = regex.split("(" + pattern.pattern + ")", text) if pattern is not None else [text]
+        for i, part in enumerate(parts):
+            if i % 2:
+                out.append(self._special_ids[part])
+            elif part:
+                self._encode_ordinary(part, out)
+        return out
+
+    def encode_batch(self, texts: Sequence[str], num_workers: int | None = None, allowed_special: SpecialSet = "all",
+                     disallowed_special: SpecialSet = ()) -> list[list[int]]:
+        """``[encode(t) for t in texts]``, in ``num_workers`` processes when the batch is large
+        enough to pay for them (default: all usable cores)."""
+        for text in texts:
+            self._check_text(text)
+        options = (allowed_special, disallowed_special)
+        if num_workers == 1 or sum(map(len, texts)) < BATCH_PARALLEL_MIN_CHARS:
+            return [self.encode(text, *options) for text in texts]
+        from tritonlm.tokenizer.chunks import map_chunks
+
+        self.prepare_tables()  # once here: forked workers inherit them
+        work = [(text, options) for text in texts]
+        return list(map_chunks(_encode_in_worker, work, num_workers, ordered=True,
+                               initializer=_set_worker_tokenizer, initargs=(self,)))
 
     def encode_iterable(self, iterable: Iterable[str], flush_chars: int = STREAM_FLUSH_CHARS) -> Iterator[int]:
         """Lazily yield the ids of ``"".join(iterable)`` (e.g. a file opened in text mode).
@@ -333,6 +369,19 @@ class Tokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``; byte sequences that are not valid UTF-8 become U+FFFD."""
         return self.decode_bytes(list(ids)).decode("utf-8", errors="replace")
+
+
+_worker_tokenizer: Tokenizer | None = None
+
+
+def _set_worker_tokenizer(tokenizer: Tokenizer) -> None:
+    global _worker_tokenizer
+    _worker_tokenizer = tokenizer
+
+
+def _encode_in_worker(item: tuple[str, tuple]) -> list[int]:
+    text, options = item
+    return _worker_tokenizer.encode(text, *options)
 
 
 def _split(flat: np.ndarray, counts: np.ndarray, id_objects: list[int]) -> Iterator[tuple[int, ...]]:

@@ -3,12 +3,16 @@ checkpoint written by train.save_checkpoint."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 
 from tritonlm.model import TransformerLM, presets
 from tritonlm.train.checkpoint import save_checkpoint
-from tritonlm.train.generate import generate, main, next_token_distribution, sample_next, top_p_filter
+from tritonlm.tokenizer import ByteTokenizer
+from tritonlm.train.generate import (StreamingText, generate, generate_samples, main, next_token_distribution,
+                                     sample_next, top_k_filter, top_p_filter)
 from tritonlm.train.run_folder import find_tokenizer_dir, load_model
 
 
@@ -169,6 +173,16 @@ def test_cli_uses_the_bpe_tokenizer_saved_in_the_run_folder(tmp_path, capsys):
     expected = generate(trained, eot, 5, 1.0, 0.95, eot[0], torch.Generator().manual_seed(1))
     assert capsys.readouterr().out.split("\n", 1)[1].rstrip("\n") == tok.decode(expected)
 
+    # streamed: the same text, printed as it is drawn, then the sample's summary line
+    assert main([str(run), "--prompt", "the cat", "--max-new-tokens", "12", "--temperature", "0", "--stream"]) == 0
+    lines = capsys.readouterr().out.split("\n")
+    assert lines[0] == "--- sample 1" and lines[1] == "the cat" + tok.decode(new) and "new tokens" in lines[2]
+    # three samples at once, top-k 5: one batch, each printed with its header
+    assert main([str(run), "--num-samples", "3", "--top-k", "5", "--max-new-tokens", "6", "--seed", "2"]) == 0
+    expected = generate_samples(trained, eot, 3, 6, 0.8, 0.95, eot[0], torch.Generator().manual_seed(2), top_k=5)
+    out = capsys.readouterr().out
+    assert out.count("--- sample") == 3 and all(tok.decode(e) in out for e in expected)
+
 
 def test_cached_decoding_with_the_triton_kernels_equals_the_reference():
     """The fused attention kernel serves decoding too (one query against many cached keys)."""
@@ -221,3 +235,51 @@ def test_sampling_settings_are_checked_even_for_greedy_decoding(model):
         generate(model, [1], 3, temperature=-1.0)
     with pytest.raises(ValueError, match="outside the model's vocabulary"):
         generate(model, [1, 500], 3)
+
+
+def test_samples_decoded_as_one_batch_equal_decoding_each_alone(model):
+    """Greedy: every row of the batch is the single-sample continuation (across the context
+    limit); sampled with one generator, the batch draws what the rows would draw in turn."""
+    prompt = [7, 3, 9, 1]
+    rows = generate_samples(model, prompt, 3, 25, temperature=0)
+    assert rows == [generate(model, prompt, 25, temperature=0)] * 3
+    batch = generate_samples(model, prompt, 4, 6, temperature=1.3, generator=torch.Generator().manual_seed(2))
+    assert len({tuple(r) for r in batch}) > 1 and all(len(r) == 6 for r in batch)
+
+
+def test_each_sample_stops_at_its_own_eos(model):
+    batch = generate_samples(model, [5], 8, 12, temperature=2.0, generator=torch.Generator().manual_seed(0))
+    eos = batch[0][2]
+    stopped = generate_samples(model, [5], 8, 12, temperature=2.0, eos_id=eos,
+                               generator=torch.Generator().manual_seed(0))
+    for full, cut in zip(batch, stopped):
+        expected = full[:full.index(eos)] if eos in full else full
+        assert cut == expected
+
+
+def test_top_k_samples_only_among_the_k_most_likely(model):
+    generator = torch.Generator().manual_seed(1)
+    seen = []
+    new = generate(model, [2, 8], 30, temperature=2.0, top_k=3, generator=generator, on_token=seen.append)
+    assert seen == new
+    tokens = [2, 8] + new
+    with torch.no_grad():
+        for i in range(2, len(tokens)):
+            window = tokens[max(0, i - model.config.context_length):i]
+            best3 = model(torch.tensor([window]))[0, -1].topk(3).indices.tolist()
+            assert tokens[i] in best3
+    assert generate(model, [2, 8], 15, temperature=1.0, top_k=1) == generate(model, [2, 8], 15, temperature=0)
+    probs = torch.tensor([0.1, 0.4, 0.2, 0.3])
+    torch.testing.assert_close(top_k_filter(probs, 2), torch.tensor([0.0, 4 / 7, 0.0, 3 / 7]))
+    with pytest.raises(ValueError, match="top_k"):
+        top_k_filter(probs, -1)
+
+
+def test_streaming_text_holds_a_character_split_across_tokens():
+    out = io.StringIO()
+    text = StreamingText(ByteTokenizer(), out)
+    for byte in "é✓".encode("utf-8"):
+        text.add(byte)
+    assert out.getvalue() == "é✓" and text.finish() == ""
+    text.add("✓".encode("utf-8")[0])
+    assert text.finish() == "\ufffd"

@@ -1,6 +1,6 @@
 """``ByteTokenizer``: raw UTF-8 bytes as token ids 0..255, for models trained on byte token files.
 
-It has the ``encode``/``decode`` of ``Tokenizer``, so generation and the reports take either.
+It has the ``encode``/``decode``/``decode_bytes`` of ``Tokenizer``, so generation and the reports take either.
 """
 
 from __future__ import annotations
@@ -14,5 +14,8 @@ class ByteTokenizer:
     def encode(self, text: str) -> list[int]:
         return list(text.encode("utf-8"))
 
+    def decode_bytes(self, ids: Sequence[int]) -> bytes:
+        return bytes(int(i) for i in ids if i < 256)
+
     def decode(self, ids: Sequence[int]) -> str:
-        return bytes(int(i) for i in ids if i < 256).decode("utf-8", errors="replace")
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")

@@ -77,7 +77,7 @@ def test_second_job_on_the_same_run_folder_refuses(tmp_path, tokens):
         assert holder.stdout.readline().strip() == "locked"
         proc = train(f"--train_data={tokens[0]}", f"--out_dir={run}", "--max_iters=2")
         assert_user_error(proc, rf"in use by another job \(pid {holder.pid}\)")
-        assert sorted(p.name for p in run.iterdir()) == [".lock"]
+        assert sorted(p.name for p in run.iterdir()) == [".lock", ".lock.pid"]
     finally:
         holder.kill()
         holder.wait()

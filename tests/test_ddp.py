@@ -89,7 +89,7 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path, c
     assert [r["step"] for r in ddp_metrics if r["kind"] == "train"] == list(range(1, 9))
     assert ddp_metrics[-1]["tokens"] == single["tokens"] == 8 * 2 * 4 * 12
     assert read_checkpoint(tmp_path / "ddp" / "checkpoint.pt")["iteration"] == 8
-    assert not list((tmp_path / "ddp").glob(".*tmp*")) and not (tmp_path / "ddp" / ".lock").exists()
+    assert not list((tmp_path / "ddp").glob(".*tmp*")) and not (tmp_path / "ddp" / ".lock.pid").exists()
 
     # the 2-rank run resumes on one process: it goes on (global batch halved) and says so
     resumed = _config(tmp_path, 4, "ddp", **settings)

@@ -6,11 +6,12 @@ created and locked only once every input is known to be good.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import sys
 from pathlib import Path
+
+import filelock
 
 from tritonlm.util.atomic import atomic_path, remove_stale_temporaries, write_json_atomic
 from tritonlm.util.cli import UserError
@@ -44,29 +45,26 @@ def check_run_dir(cfg: TrainConfig) -> Path:
 
 
 class RunLock:
-    """Exclusive use of a run folder by one job: an ``fcntl`` lock on ``RUN/.lock`` (which holds
-    the job's pid), released when the job ends, or by the system when its process dies."""
+    """Exclusive use of a run folder by one job: a ``filelock`` lock on ``RUN/.lock`` (``flock`` on
+    Linux and macOS, ``LockFileEx`` on Windows), released when the job ends or by the system when
+    its process dies. The lock file stays (removing it while locked would let a second job lock a
+    new file of the same name); the holder's pid is in ``RUN/.lock.pid`` while it holds the lock."""
 
     def __init__(self, run_dir: Path):
-        self.path = run_dir / ".lock"
-        self._file = open(self.path, "a+")
+        self.path, self.pid_path = run_dir / ".lock", run_dir / ".lock.pid"
+        self._lock = filelock.FileLock(self.path)
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.seek(0)
-            holder = self._file.read().strip() or "unknown"
-            self._file.close()
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
+            holder = self.pid_path.read_text().strip() if self.pid_path.exists() else "unknown"
             raise RunFolderError(f"{run_dir} is in use by another job (pid {holder}); wait for it to end, or choose "
                                  "another --out_dir") from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(str(os.getpid()))
-        self._file.flush()
+        self.pid_path.write_text(str(os.getpid()))
 
     def release(self) -> None:
-        if not self._file.closed:
-            self.path.unlink(missing_ok=True)
-            self._file.close()  # closing the file releases the lock
+        if self._lock.is_locked:
+            self.pid_path.unlink(missing_ok=True)  # before unlocking: only the holder writes it
+            self._lock.release()
 
 
 def start_run_dir(run_dir: Path, info: DistInfo) -> RunLock | None:

@@ -214,12 +214,16 @@ def _derived_fields(config: Any) -> list[str]:
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, config: Any, title: str = "config",
-                            hyphen_aliases: bool = False) -> None:
+                            hyphen_aliases: bool = False, exclude: Iterable[str] = ()) -> None:
     """Document every field of ``config`` as ``--key=value`` in ``parser``'s help (and
-    ``--hyphen-key=value`` too with ``hyphen_aliases``). Values are parsed by
+    ``--hyphen-key=value`` too with ``hyphen_aliases``), except the ``exclude``d keys (a command
+    whose own flag of that name sets the field). Values are parsed by
     ``parse_overrides``/``apply_overrides``, so pass the parser's leftovers there."""
     group = parser.add_argument_group(title, "override any field as --key=value (nested: --model.key=value)")
+    skipped = set(exclude)
     for key, (annotation, value) in flatten_fields(config).items():
+        if key in skipped:
+            continue
         flag_options = {"nargs": "?", "const": "true"} if annotation is bool else {}
         aliases = [f"--{key.replace('_', '-')}"] if hyphen_aliases and "_" in key else []
         group.add_argument(f"--{key}", *aliases, metavar="VALUE", default=argparse.SUPPRESS, dest=f"{FIELD_DEST}{key}",

@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-bytes", type=int, default=10_000_000,
                         help="use only the first bytes of the training text (default 10 MB; 0 = all)")
     parser.add_argument("--val-bytes", type=int, default=300_000, help="use only the first bytes of the validation text")
-    add_dataclass_arguments(parser, recipe_config("experiment"), "training options of every run (TrainConfig fields)")
+    add_dataclass_arguments(parser, recipe_config("experiment"), "training options of every run (TrainConfig fields)",
+                            exclude=("tokenizer",))  # --tokenizer is the sampling experiment's own flag
     return parser
 
 

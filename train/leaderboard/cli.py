@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "--resume continues an interrupted run there")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved configuration and plan, train nothing")
     add_dataclass_arguments(parser, LeaderboardConfig(), "leaderboard options")
-    add_dataclass_arguments(parser, TrainConfig(), "training options (TrainConfig fields)")
+    # --tokenizer is the job's own flag (the tokenizer of the data stage), which the run records
+    add_dataclass_arguments(parser, TrainConfig(), "training options (TrainConfig fields)", exclude=("tokenizer",))
     return parser
 
 

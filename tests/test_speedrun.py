@@ -56,7 +56,7 @@ def small_recipe(name: str, **train) -> Recipe:
     return Recipe(name, "a test recipe", TrainConfig(**{**base, **train}), LeaderboardConfig(eval_batch_size=8))
 
 
-def test_speedrun_runs_both_recipes_seed_by_seed_and_reports_them(tmp_path, token_files, monkeypatch):
+def test_speedrun_runs_both_recipes_seed_by_seed_and_reports_them(tmp_path, token_files, monkeypatch, capsys):
     recipes = {"plain": small_recipe("plain", max_lr=1e-3, min_lr=1e-4), "fast": small_recipe("fast", optimizer="muon")}
     monkeypatch.setattr(speedrun, "get_recipe", recipes.__getitem__)
     monkeypatch.setattr(speedrun, "LEADERBOARD_CHOICES", ("auto", *recipes))
@@ -83,6 +83,13 @@ def test_speedrun_runs_both_recipes_seed_by_seed_and_reports_them(tmp_path, toke
     before = {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pt")}
     assert speedrun.main(argv) == 0
     assert before and {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pt")} == before
+
+    # a recipe changed since: its finished trial is not reused, and its run is kept, not replaced
+    (out / "fast-seed0" / "trial.json").unlink()
+    recipes["fast"] = small_recipe("fast", optimizer="muon", max_lr=5e-3)
+    assert speedrun.main(argv) == 2
+    assert "holds a run of another configuration" in capsys.readouterr().err
+    assert before == {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pt")}
 
 
 def test_sweep_names_its_candidates_and_refuses_unknown_ones(tmp_path, token_files, monkeypatch):

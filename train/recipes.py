@@ -106,9 +106,8 @@ CPU_PLAIN = Recipe(
 # ~30 s. On a shared text it reads the first 20 MB and evaluates 500 kB of validation text entirely.
 CPU = Recipe(
     "cpu", "the leaderboard's CPU recipe: the whole job in about 8 minutes on 2 CPU cores",
-    dataclasses.replace(CPU_PLAIN.train, batch_size=32, optimizer="muon", max_lr=3e-3, min_lr=3e-4, muon_lr=1e-2,
-                        dtype="bf16", compile=True,
-                        model=shapes.small_cpu(kernels="torch", ffn="relu2", zero_init_output=True)),
+    dataclasses.replace(CPU_PLAIN.train, batch_size=32, optimizer="muon", max_lr=3e-3, min_lr=3e-4, muon_lr=3e-3,
+                        dtype="bf16", compile=True, model=shapes.small_cpu(kernels="torch")),
     CPU_PLAIN.leaderboard,
 )
 

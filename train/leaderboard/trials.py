@@ -65,9 +65,12 @@ def run_trial(trial: Trial, data: PreparedData, eval_batch_size: int = 32) -> di
     if saved is not None:
         print(f"{trial.folder_name}: finished before, final val loss {saved['final_val_loss']:.4f} (reused)")
         return saved
-    resumable = RunFolder(folder).checkpoint.exists() and _same_config(folder, cfg)
+    resumable = RunFolder(folder).checkpoint.exists()
+    if resumable and not _same_config(folder, cfg):
+        raise ValueError(f"{folder} holds a run of another configuration than trial {trial.folder_name}; move it "
+                         "away (or choose another --out) to train this one")
     if folder.exists() and not resumable:
-        shutil.rmtree(folder)  # a stale or different run of this name: start it again
+        shutil.rmtree(folder)  # a start that never reached its first checkpoint: nothing to keep
     cfg = apply_overrides(cfg, {"resume": str(resumable).lower()})
     print(f"{trial.folder_name}: {'resuming' if resumable else 'training'} -> {folder}")
     summary = run_training(cfg)
@@ -96,7 +99,7 @@ def _finished_record(folder: Path, cfg: TrainConfig) -> dict | None:
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    return record if _comparable(record["config"]) == _comparable(cfg.to_dict()) else None
+    return record if _comparable(record["config"]) == _comparable(cfg.to_dict()) else None  # else: retrained
 
 
 def _same_config(folder: Path, cfg: TrainConfig) -> bool:
@@ -108,9 +111,11 @@ def _same_config(folder: Path, cfg: TrainConfig) -> bool:
 
 
 def _comparable(config: dict) -> str:
-    """A config as JSON, without the switches that do not change what is trained."""
+    """A config as JSON, completed with the defaults of fields added since it was saved, without
+    the switches that do not change what is trained."""
+    full = TrainConfig.from_dict(config).to_dict()
     ignored = {"resume", "overwrite", "progress"}
-    return json.dumps({k: v for k, v in config.items() if k not in ignored}, sort_keys=True, default=str)
+    return json.dumps({k: v for k, v in full.items() if k not in ignored}, sort_keys=True, default=str)
 
 
 def time_to_reach(curve: Sequence[tuple[float, float]], target: float) -> float | None:

@@ -127,7 +127,7 @@ def test_presets_and_overrides_resolve(tmp_path):
                        "--model.qk_norm=false", "--vocab_size=4096", "--out", str(tmp_path)])
     assert job.train.budget_seconds == 5400 and job.train.model.kernels == "triton,attention=torch"
     assert job.train.model.tie_embeddings and not job.train.model.qk_norm and job.options.vocab_size == 4096
-    assert job.train.dtype == "bf16" and job.train.compile and job.train.schedule == "wsd"
+    assert job.train.dtype == "bf16" and job.train.compile and job.train.schedule == "wsd" and job.train.optimizer == "muon"
     expected = "h100" if torch.cuda.is_available() else "cpu"
     assert resolve_job(["--out", str(tmp_path)]).preset == expected
 

@@ -117,13 +117,14 @@ CPU = Recipe(
 # realistic 40% MFU (~400 TFLOP/s bf16) that is ~550k tokens/s, ~3B tokens in 90 minutes: ~27 tokens
 # per parameter, close to the compute-optimal ~20 (Chinchilla) for this budget. Improvements on by
 # default, each a flag: weight tying, QK-norm, z-loss 1e-4, logit soft-capping at 30,
-# warmup-stable-decay. The leaderboard trains a 32k tokenizer on 200 MB and generates 400 MB of
+# warmup-stable-decay, and the CPU sweep's optimizer (Muon at the AdamW rate for the blocks' matrices). The leaderboard trains a 32k tokenizer on 200 MB and generates 400 MB of
 # stories; with `python -m train.train --preset h100` give --train_data and --val_data.
 H100 = Recipe(
     "h100", "the leaderboard recipe: 1.5 hours on one H100 (bf16, torch.compile, the Triton kernels)",
     TrainConfig(model=shapes.gpt2_small(vocab_size=32_000, d_ff=None, tie_embeddings=True, qk_norm=True,
                                         logit_softcap=30.0, kernels="triton"),
                 batch_size=64, grad_accum_steps=2, max_iters=None, budget_seconds=5400.0,
+                optimizer="muon", muon_lr=3e-3,
                 schedule="wsd", max_lr=3e-3, min_lr=3e-5, warmup_fraction=0.02, decay_fraction=0.2,
                 weight_decay=0.1, z_loss=1e-4, eval_interval=500, eval_iters=40, log_interval=20,
                 checkpoint_interval=2000, device="cuda", dtype="bf16", compile=True, progress=True),

@@ -83,7 +83,7 @@ def plot_study(records: Sequence[dict], floor: float | None, path: Path, title: 
     finite = [loss for r in records for _, loss in r["val_curve"]]
     if finite:
         low = min(finite + ([floor] if floor is not None else []))
-        ax.set_ylim(low - 0.05, min(max(finite), low + 2.5))
+        ax.set_ylim(low - 0.05, min(max(finite), low + 1.0))  # the end of the runs, where they differ
     ax.set_xlabel("training minutes (periodic evaluation excluded)")
     ax.set_ylabel("validation loss (nats/token)")
     ax.set_title(title)

@@ -133,3 +133,38 @@ def test_resume_refuses_a_model_change_and_takes_other_overrides(tmp_path, corpu
     assert train_cli.main(["--resume", f"--out_dir={tmp_path / 'run'}", "--max_iters=5"]) == 0
     assert "max_iters: 3 -> 5" in capsys.readouterr().err
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 5
+
+
+def test_a_config_file_stands_in_for_flags_and_every_run_writes_the_one_that_repeats_it(tmp_path, corpus, capsys):
+    first = tmp_path / "first"
+    assert train_cli.main([f"--train_data={corpus / 'train.bin'}", f"--out_dir={first}", "--max_iters=3",
+                           "--optimizer=muon", "--betas=0.8,0.9", *TINY]) == 0
+    saved = json.loads((first / "config.json").read_text())["config"]
+    again = tmp_path / "again"
+    assert train_cli.main(["--config", str(first / "config.toml"), f"--out_dir={again}"]) == 0
+    repeated = json.loads((again / "config.json").read_text())["config"]
+    assert {k: v for k, v in repeated.items() if k != "out_dir"} == {k: v for k, v in saved.items() if k != "out_dir"}
+    # flags given beside the file win over it
+    (tmp_path / "mine.toml").write_text(f'train_data = "{corpus / "train.bin"}"\nmax_iters = 2\n'
+                                        'progress = false\ndevice = "cpu"\n[model]\nd_model = 48\nnum_heads = 2\n'
+                                        'num_layers = 1\ncontext_length = 16\n')
+    cfg, _ = train_cli.config_from_args(["--config", str(tmp_path / "mine.toml"), "--max_iters=5"])
+    assert (cfg.max_iters, cfg.model.d_model, cfg.model.vocab_size) == (5, 48, 320)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("max_lrr = 1e-3\n", "unknown config key --max_lrr; did you mean --max_lr"),
+    ("max_iters = [\n", "is not valid TOML"),
+    ("[model]\nd_modle = 3\n", "did you mean --model.d_model"),
+])
+def test_a_bad_config_file_names_the_problem(tmp_path, text, message, capsys):
+    (tmp_path / "bad.toml").write_text(text)
+    with pytest.raises(SystemExit):
+        train_cli.main(["--config", str(tmp_path / "bad.toml")])
+    assert message in capsys.readouterr().err
+
+
+def test_a_setting_given_twice_is_an_error(capsys):
+    with pytest.raises(SystemExit):
+        train_cli.main(["--max_lr=1e-3", "--max-lr", "2e-3"])
+    assert "--max_lr and --max-lr set the same option" in capsys.readouterr().err

@@ -5,6 +5,7 @@ and loading a finished run back into a model and its tokenizer.
 
     RUN/
       config.json                     the TrainConfig and run metadata, written at the start
+      config.toml                     the same settings as a file train.train --config repeats the run from
       metrics.jsonl                   one record per logged step and evaluation (train.metrics_log)
       checkpoint.pt                   model, optimizer, RNG and data-sampler state (train.checkpoint)
       summary.json                    the loop's summary, written at the end
@@ -37,6 +38,10 @@ class RunFolder:
     @property
     def config(self) -> Path:
         return self.root / "config.json"
+
+    @property
+    def config_toml(self) -> Path:
+        return self.root / "config.toml"
 
     @property
     def metrics(self) -> Path:

@@ -15,6 +15,7 @@ import filelock
 
 from tritonlm.util.atomic import atomic_path, remove_stale_temporaries, write_json_atomic
 from tritonlm.util.cli import UserError
+from tritonlm.util.config_file import write_config_file
 from tritonlm.util.runinfo import run_metadata
 
 from .config import TrainConfig
@@ -118,4 +119,8 @@ def record_tokenizer(tokenizer_dir: Path | None, run_dir: Path, info: DistInfo) 
 def write_run_config(cfg: TrainConfig, run_dir: Path, info: DistInfo) -> None:
     """``config.json``: the configuration and metadata of the run, once it has started."""
     if info.is_main:
-        write_json_atomic(RunFolder(run_dir).config, {"config": cfg.to_dict(), "metadata": run_metadata()})
+        metadata = run_metadata()
+        write_json_atomic(RunFolder(run_dir).config, {"config": cfg.to_dict(), "metadata": metadata})
+        write_config_file(cfg, RunFolder(run_dir).config_toml,
+                          f"The settings of the run in {run_dir} (git {metadata.get('git_sha')}).\n"
+                          "Repeat it with: python -m train.train --config THIS_FILE --out_dir=ANOTHER_FOLDER")

@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 from tritonlm.tokenizer.tokenfile import read_token_header
-from tritonlm.util.cli import (ConfigError, add_dataclass_arguments, apply_overrides, cli_main, convert_value,
-                               overrides_from_namespace, parse_overrides)
+from tritonlm.util.cli import (ConfigError, add_dataclass_arguments, apply_overrides, check_unique_flags, cli_main,
+                               convert_value, overrides_from_namespace, parse_overrides)
+from tritonlm.util.config_file import read_config_file
 
 from .config import TrainConfig
 from .data import padded_vocab_size
@@ -32,6 +33,8 @@ def build_parser(base: TrainConfig) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--preset", default="tiny", help=f"starting config: {', '.join(RECIPES)} (default: tiny)")
+    parser.add_argument("--config", default=None, help="TOML file of settings (keys as the flags; [model] table); "
+                                                       "flags given too override it. Every run writes RUN/config.toml")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     parser.add_argument("--kernels", default=None,
                         help="kernel backends, shorthand for --model.kernels: auto, torch, triton, 'triton,attention=torch'")
@@ -53,8 +56,10 @@ def config_from_args(argv: list[str]) -> tuple[TrainConfig, argparse.Namespace]:
     parser = build_parser(base)
     args, rest = parser.parse_known_args(argv)
     try:
+        check_unique_flags(argv)
+        from_file = read_config_file(args.config, base) if args.config else {}
         shorthand = {"model.kernels": args.kernels} if args.kernels else {}
-        overrides = {**shorthand, **overrides_from_namespace(args), **parse_overrides(rest, base)}
+        overrides = {**from_file, **shorthand, **overrides_from_namespace(args), **parse_overrides(rest, base)}
         saved = saved_run_config(overrides) if known.preset is None else None
         if saved is not None:
             return resumed_config(saved, overrides), args

@@ -156,6 +156,19 @@ def parse_overrides(argv: Iterable[str], config: Any) -> dict[str, str]:
     return overrides
 
 
+def check_unique_flags(argv: Iterable[str]) -> None:
+    """Raise ``ConfigError`` when one setting is given twice (``--max_lr=1 --max-lr 2``): the
+    second would silently win. Hyphens and underscores name the same flag."""
+    seen: dict[str, str] = {}
+    for item in argv:
+        if not item.startswith("--") or item == "--":
+            continue
+        key = item[2:].split("=", 1)[0].replace("-", "_")
+        if key in seen:
+            raise ConfigError(f"{seen[key]} and {item.split('=', 1)[0]} set the same option: give it once")
+        seen[key] = item.split("=", 1)[0]
+
+
 def check_known_key(key: str, known: dict) -> None:
     if key not in known:
         close = difflib.get_close_matches(key, list(known), n=3)

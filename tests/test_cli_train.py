@@ -26,7 +26,9 @@ def tokens(tmp_path_factory):
 
 
 def train(*args, **kw):
-    return run_cli("train.train", "--preset=tiny", *TINY, *args, **kw)
+    """``python -m train.train`` on the tiny model; a flag of ``args`` replaces TINY's of that name."""
+    given = {a.split("=", 1)[0] for a in args}
+    return run_cli("train.train", "--preset=tiny", *(t for t in TINY if t.split("=", 1)[0] not in given), *args, **kw)
 
 
 def test_out_dir_naming_a_file(tmp_path, tokens):
@@ -83,3 +85,10 @@ def test_second_job_on_the_same_run_folder_refuses(tmp_path, tokens):
         holder.wait()
     time.sleep(0.1)
     assert train(f"--train_data={tokens[0]}", f"--out_dir={run}", "--max_iters=2").returncode == 0  # released
+
+
+def test_a_flag_given_twice_in_either_spelling_is_refused(tmp_path, tokens):
+    proc = train(f"--train_data={tokens[0]}", f"--out_dir={tmp_path / 'run'}", "--max-iters=2", "--max_iters=3")
+    assert_user_error(proc, r"--max-iters and --max_iters set the same option")
+    assert not (tmp_path / "run").exists()
+    assert train(f"--train-data={tokens[0]}", f"--out-dir={tmp_path / 'run'}", "--max-iters=2").returncode == 0

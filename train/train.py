@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from tritonlm.tokenizer.tokenfile import read_token_header
-from tritonlm.util.cli import (ConfigError, add_dataclass_arguments, apply_overrides, check_unique_flags, cli_main,
-                               convert_value, overrides_from_namespace, parse_overrides)
+from tritonlm.util.cli import (ConfigError, add_dataclass_arguments, apply_overrides, cli_main, convert_value,
+                               overrides_from_namespace, parse_overrides)
 from tritonlm.util.config_file import read_config_file
 
 from .config import TrainConfig
@@ -56,7 +56,6 @@ def config_from_args(argv: list[str]) -> tuple[TrainConfig, argparse.Namespace]:
     parser = build_parser(base)
     args, rest = parser.parse_known_args(argv)
     try:
-        check_unique_flags(argv)
         from_file = read_config_file(args.config, base) if args.config else {}
         shorthand = {"model.kernels": args.kernels} if args.kernels else {}
         overrides = {**from_file, **shorthand, **overrides_from_namespace(args), **parse_overrides(rest, base)}

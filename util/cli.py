@@ -54,7 +54,9 @@ def cli_main(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | N
     @functools.wraps(main)
     def run(argv: list[str] | None = None) -> int:
         try:
-            return main(argv)
+            given = sys.argv[1:] if argv is None else list(argv)
+            check_unique_flags(given)
+            return main(hyphenated(given))
         except Interrupted as e:
             print(f"\n{e}", file=sys.stderr)
             return 130
@@ -156,6 +158,18 @@ def parse_overrides(argv: Iterable[str], config: Any) -> dict[str, str]:
     return overrides
 
 
+def hyphenated(argv: Iterable[str]) -> list[str]:
+    """Every ``--flag_name`` as ``--flag-name`` (the value after ``=`` untouched): the one spelling
+    the parsers know, so both spellings work for every flag of every command."""
+    out = []
+    for item in argv:
+        if item.startswith("--") and len(item) > 2 and item[2] != "-":
+            key, sep, value = item.partition("=")
+            item = key.replace("_", "-") + sep + value
+        out.append(item)
+    return out
+
+
 def check_unique_flags(argv: Iterable[str]) -> None:
     """Raise ``ConfigError`` when one setting is given twice (``--max_lr=1 --max-lr 2``): the
     second would silently win. Hyphens and underscores name the same flag."""
@@ -227,10 +241,10 @@ def _derived_fields(config: Any) -> list[str]:
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, config: Any, title: str = "config",
-                            hyphen_aliases: bool = False, exclude: Iterable[str] = ()) -> None:
-    """Document every field of ``config`` as ``--key=value`` in ``parser``'s help (and
-    ``--hyphen-key=value`` too with ``hyphen_aliases``), except the ``exclude``d keys (a command
-    whose own flag of that name sets the field). Values are parsed by
+                            exclude: Iterable[str] = ()) -> None:
+    """Document every field of ``config`` as ``--key-name=value`` in ``parser``'s help (also
+    ``--key_name``: ``cli_main`` turns underscores into hyphens, so every command takes both),
+    except the ``exclude``d keys (a command whose own flag of that name sets the field). Values are parsed by
     ``parse_overrides``/``apply_overrides``, so pass the parser's leftovers there."""
     group = parser.add_argument_group(title, "override any field as --key=value (nested: --model.key=value)")
     skipped = set(exclude)
@@ -238,8 +252,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, config: Any, title:
         if key in skipped:
             continue
         flag_options = {"nargs": "?", "const": "true"} if annotation is bool else {}
-        aliases = [f"--{key.replace('_', '-')}"] if hyphen_aliases and "_" in key else []
-        group.add_argument(f"--{key}", *aliases, metavar="VALUE", default=argparse.SUPPRESS, dest=f"{FIELD_DEST}{key}",
+        spellings = [f"--{key.replace('_', '-')}"] + ([f"--{key}"] if "_" in key else [])
+        group.add_argument(*spellings, metavar="VALUE", default=argparse.SUPPRESS, dest=f"{FIELD_DEST}{key}",
                            help=f"{_type_name(annotation)} (default: {value!r})", **flag_options)
 
 

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--activation-bytes", type=int, default=4,
                         help="bytes per saved activation: 4 float32, 2 bf16 autocast (default 4)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
-    add_dataclass_arguments(parser, ModelConfig(), "model fields (override the preset)", hyphen_aliases=True)
+    add_dataclass_arguments(parser, ModelConfig(), "model fields (override the preset)")
     return parser
 
 

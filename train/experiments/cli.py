@@ -198,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-bytes", type=int, default=10_000_000,
                         help="use only the first bytes of the training text (default 10 MB; 0 = all)")
     parser.add_argument("--val-bytes", type=int, default=300_000, help="use only the first bytes of the validation text")
+    # --data, --val-data and --tokenizer are the experiments' own flags (their data stage's), not a run's
     add_dataclass_arguments(parser, recipe_config("experiment"), "training options of every run (TrainConfig fields)",
-                            exclude=("tokenizer",))  # --tokenizer is the sampling experiment's own flag
+                            exclude=("train_data", "val_data", "tokenizer"))
     return parser
 
 

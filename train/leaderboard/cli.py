@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "--resume continues an interrupted run there")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved configuration and plan, train nothing")
     add_dataclass_arguments(parser, LeaderboardConfig(), "leaderboard options")
-    # --tokenizer is the job's own flag (the tokenizer of the data stage), which the run records
-    add_dataclass_arguments(parser, TrainConfig(), "training options (TrainConfig fields)", exclude=("tokenizer",))
+    # --train-data, --val-data and --tokenizer are the job's own flags (its data stage's), not the run's
+    add_dataclass_arguments(parser, TrainConfig(), "training options (TrainConfig fields)",
+                            exclude=("train_data", "val_data", "tokenizer"))
     return parser
 
 

@@ -13,19 +13,13 @@ from tqdm import tqdm
 from tritonlm.tokenizer.chunks import ENCODE_CHUNK_BYTES, Chunk, map_chunks, plan_chunks
 from tritonlm.tokenizer.inputs import check_text_file, read_chunk
 from tritonlm.tokenizer.tokenfile import TokenFileWriter, dtype_for_vocab
-from tritonlm.tokenizer.tokenizer import Tokenizer
-
-_worker_tokenizer: Tokenizer | None = None
-
-
-def _set_worker_tokenizer(tokenizer: Tokenizer) -> None:
-    global _worker_tokenizer
-    _worker_tokenizer = tokenizer
+from tritonlm.tokenizer.tokenizer import Tokenizer, set_worker_tokenizer, worker_tokenizer
 
 
 def _encode_chunk(chunk: Chunk) -> tuple[np.ndarray, int]:
-    ids = _worker_tokenizer.encode_array(read_chunk(chunk.path, chunk.start, chunk.end))
-    return ids.astype(dtype_for_vocab(_worker_tokenizer.vocab_size)), chunk.end - chunk.start
+    tokenizer = worker_tokenizer()
+    ids = tokenizer.encode_array(read_chunk(chunk.path, chunk.start, chunk.end))
+    return ids.astype(dtype_for_vocab(tokenizer.vocab_size)), chunk.end - chunk.start
 
 
 @dataclass(frozen=True)
@@ -79,7 +73,7 @@ def encode_file(
         chunks = plan_chunks(path, tokenizer.special_tokens, chunk_bytes)
         for ids, nbytes in map_chunks(
             _encode_chunk, chunks, num_workers, ordered=True,
-            initializer=_set_worker_tokenizer, initargs=(tokenizer,),
+            initializer=set_worker_tokenizer, initargs=(tokenizer,),
         ):
             writer.write(ids)
             bar.update(nbytes)

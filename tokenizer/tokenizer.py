@@ -12,7 +12,6 @@ laid out with one gather. Short texts take the regex path, with a dict of its ow
 from __future__ import annotations
 
 import hashlib
-
 import os
 from itertools import chain
 from pathlib import Path
@@ -24,7 +23,6 @@ import regex
 from tritonlm.tokenizer import vector_pretokenize as vp
 from tritonlm.tokenizer.bpe_batch import PairTable, encode_words
 from tritonlm.tokenizer.pretoken_ids import PretokenIds
-from tritonlm.tokenizer.special_policy import SpecialSet, check_disallowed, resolve_special_sets
 from tritonlm.tokenizer.pretokenize import (
     GPT2_REGEX,
     last_boundary,
@@ -32,6 +30,7 @@ from tritonlm.tokenizer.pretokenize import (
     special_regex,
     validate_special_tokens,
 )
+from tritonlm.tokenizer.special_policy import SpecialSet, check_disallowed, resolve_special_sets
 from tritonlm.tokenizer.vocab_files import (
     MERGES_FILE,
     VOCAB_FILE,
@@ -325,7 +324,7 @@ class Tokenizer:
         self.prepare_tables()  # once here: forked workers inherit them
         work = [(text, options) for text in texts]
         return list(map_chunks(_encode_in_worker, work, num_workers, ordered=True,
-                               initializer=_set_worker_tokenizer, initargs=(self,)))
+                               initializer=set_worker_tokenizer, initargs=(self,)))
 
     def encode_iterable(self, iterable: Iterable[str], flush_chars: int = STREAM_FLUSH_CHARS) -> Iterator[int]:
         """Lazily yield the ids of ``"".join(iterable)`` (e.g. a file opened in text mode).
@@ -374,14 +373,20 @@ class Tokenizer:
 _worker_tokenizer: Tokenizer | None = None
 
 
-def _set_worker_tokenizer(tokenizer: Tokenizer) -> None:
+def set_worker_tokenizer(tokenizer: Tokenizer) -> None:
+    """The tokenizer of this worker process (``map_chunks``'s initializer, for the encoders)."""
     global _worker_tokenizer
     _worker_tokenizer = tokenizer
 
 
+def worker_tokenizer() -> Tokenizer:
+    """The tokenizer ``set_worker_tokenizer`` gave this process."""
+    return _worker_tokenizer
+
+
 def _encode_in_worker(item: tuple[str, tuple]) -> list[int]:
     text, options = item
-    return _worker_tokenizer.encode(text, *options)
+    return worker_tokenizer().encode(text, *options)
 
 
 def _split(flat: np.ndarray, counts: np.ndarray, id_objects: list[int]) -> Iterator[tuple[int, ...]]:

@@ -108,12 +108,19 @@ def find_run_tokenizer(cfg: TrainConfig, train_data: TokenData) -> Path | None:
 
 
 def record_tokenizer(tokenizer_dir: Path | None, run_dir: Path, info: DistInfo) -> None:
-    """Copy the run's tokenizer into ``RUN/tokenizer`` (kept as it is on a resume), so that the
-    folder stands alone: ``generate`` and every later step find it there."""
+    """Copy the run's tokenizer into ``RUN/tokenizer`` (on the main rank; see ``copy_tokenizer``)."""
+    if info.is_main and tokenizer_dir is not None:
+        copy_tokenizer(tokenizer_dir, run_dir)
+
+
+def copy_tokenizer(tokenizer_dir: Path, run_dir: Path) -> Path:
+    """``RUN/tokenizer``, copied (atomically) from ``tokenizer_dir`` unless it is there already (a
+    resume keeps it), so that the folder stands alone: ``generate`` and every later step find it."""
     target = RunFolder(run_dir).tokenizer
-    if info.is_main and tokenizer_dir is not None and not (target / "vocab.json").exists():
+    if not (target / "vocab.json").exists():
         with atomic_path(target) as tmp:
             shutil.copytree(tokenizer_dir, tmp)
+    return target
 
 
 def write_run_config(cfg: TrainConfig, run_dir: Path, info: DistInfo) -> None:

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-
 from pathlib import Path
 
 from tritonlm.tokenizer.tokenfile import read_token_header
@@ -100,7 +99,7 @@ def vocab_from_data(cfg: TrainConfig) -> TrainConfig:
     vocab = padded_vocab_size(data_vocab)
     if vocab != cfg.model.vocab_size:
         print(f"model.vocab_size = {vocab}: the vocabulary of {cfg.train_data} ({data_vocab})"
-              + (f" padded to a multiple of 64" if vocab != data_vocab else "")
+              + (" padded to a multiple of 64" if vocab != data_vocab else "")
               + "; pass --model.vocab_size to choose another", file=sys.stderr)
     return apply_overrides(cfg, {"model.vocab_size": vocab})
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.recipes import LEADERBOARD_CHOICES, LeaderboardConfig, leaderboard_recipe
 from tritonlm.train.presentation import format_duration, parse_duration
-from tritonlm.util.cli import (ConfigError, add_dataclass_arguments, apply_overrides, check_known_key, check_unique_flags,
-                               cli_main, flatten_fields, overrides_from_namespace)
+from tritonlm.util.cli import (add_dataclass_arguments, apply_overrides, check_known_key, cli_main, flatten_fields,
+                               overrides_from_namespace)
 
 from .options import Job
 from .pipeline import run_leaderboard
@@ -82,10 +82,6 @@ def split_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], dict[str
 def resolve_job(argv: list[str] | None = None) -> Job:
     """Parse the command line into a ``Job`` (preset, then budget/kernels, then ``--key=value``)."""
     parser = build_parser()
-    try:
-        check_unique_flags(sys.argv[1:] if argv is None else argv)
-    except ConfigError as e:
-        parser.error(str(e))
     args, rest = parser.parse_known_args(argv)
     known = {**flatten_fields(LeaderboardConfig()), **flatten_fields(TrainConfig())}
     for item in rest:  # name the closest known flags

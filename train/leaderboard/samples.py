@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
@@ -10,7 +9,8 @@ import torch
 from tritonlm.model import TransformerLM
 from tritonlm.tokenizer import ByteTokenizer
 from tritonlm.train.generate import eos_id_of, generate, tokenizer_vocab_size
-from tritonlm.train.run_folder import RunFolder, load_tokenizer
+from tritonlm.train.run_folder import load_tokenizer
+from tritonlm.train.run_start import copy_tokenizer
 
 from .data import PreparedData
 from .options import Job, LeaderboardConfig
@@ -28,10 +28,7 @@ def run_tokenizer(data: PreparedData, out_dir: Path):
     """The tokenizer of the run, copied into ``out_dir/tokenizer`` so the folder stands alone;
     raw bytes for byte-level token files; None when token files came without a tokenizer."""
     if data.tokenizer_dir is not None:
-        target = RunFolder(out_dir).tokenizer
-        if not (target / "vocab.json").exists():
-            shutil.copytree(data.tokenizer_dir, target, dirs_exist_ok=True)
-        return load_tokenizer(target)
+        return load_tokenizer(copy_tokenizer(data.tokenizer_dir, out_dir))
     return ByteTokenizer() if data.vocab_size == 256 else None
 
 

@@ -26,7 +26,8 @@ from tritonlm.util.cli import cli_main
 from tritonlm.util.runinfo import run_metadata
 
 from .study import add_data_arguments, copy_raw_metrics, describe_budget, open_study, plot_study
-from .trials import Trial, format_count, format_spread, run_trial, spread, time_to_reach, trial_config
+from .trials import (Trial, format_count, format_spread, run_trial, spread, summarise_runs, time_to_reach,
+                     trial_config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,10 +71,7 @@ def summarise(records: list[dict], plain: str, project: str, budget: float, floo
     for name, runs in by_name.items():
         reach = [time_to_reach(r["val_curve"], target) for r in runs]
         summary[name] = {
-            "final_val_loss": spread([r["final_val_loss"] for r in runs]),
-            "gap_to_floor": spread([r["gap_to_floor"] for r in runs]),
-            "tokens": spread([r["tokens"] for r in runs]),
-            "tokens_per_s": spread([r["tokens_per_s"] for r in runs]),
+            **summarise_runs(runs),
             "seconds_to_plain_final": spread(reach),
             "reached_plain_final": sum(t is not None for t in reach),
         }

@@ -26,7 +26,7 @@ from tritonlm.util.cli import cli_main
 from tritonlm.util.runinfo import run_metadata
 
 from .study import add_data_arguments, copy_raw_metrics, describe_budget, open_study, plot_study
-from .trials import Trial, format_count, format_spread, run_trial, spread, trial_config
+from .trials import Trial, format_count, format_spread, run_trial, summarise_runs, trial_config
 
 BASE = "cpu-plain"
 FAST = {"compile": "true", "dtype": "bf16"}
@@ -92,10 +92,7 @@ def summarise(records: list[dict]) -> list[dict]:
     for name in dict.fromkeys(r["name"] for r in records):
         runs = [r for r in records if r["name"] == name]
         rows.append({"name": name, "what": CANDIDATES[name][0], "overrides": CANDIDATES[name][1],
-                     "final_val_loss": spread([r["final_val_loss"] for r in runs]),
-                     "gap_to_floor": spread([r["gap_to_floor"] for r in runs]),
-                     "tokens": spread([r["tokens"] for r in runs]),
-                     "tokens_per_s": spread([r["tokens_per_s"] for r in runs])})
+                     **summarise_runs(runs)})
     return rows
 
 

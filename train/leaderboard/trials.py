@@ -140,6 +140,11 @@ def spread(values: Sequence[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
+def summarise_runs(runs: Sequence[dict]) -> dict:
+    """Final loss, gap to the floor, tokens and tokens/s of some runs, each as ``spread``."""
+    return {key: spread([r[key] for r in runs]) for key in ("final_val_loss", "gap_to_floor", "tokens", "tokens_per_s")}
+
+
 def format_spread(summary: dict, show=lambda v: f"{v:.3f}") -> str:
     """``median [min–max]``, each value written by ``show`` (just the median for one run; "n/a"
     for none)."""

@@ -6,14 +6,13 @@ from __future__ import annotations
 import math
 
 import torch
-import triton
-import triton.language as tl
 
 from ._attention_tiles import (LOG2E, attention_grid, dot_precision, head_ptr, key_tile_ranges,
                                 last_dim_contiguous, load_head_tile, load_seq_tile, store_rows, strides,
                                 tile_ptrs, visible)
 from ._blocks import attention_config_pruner, attention_row_block, attention_tile_configs, head_dim_block
 from ._ops import kernel_op, launch
+from ._triton import tl, triton
 
 
 @triton.jit

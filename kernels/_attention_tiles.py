@@ -5,8 +5,8 @@ then boundary tiles), the visibility mask, and the launch grid."""
 from __future__ import annotations
 
 import torch
-import triton
-import triton.language as tl
+
+from ._triton import tl, triton
 
 LOG2E = 1.4426950408889634  # exp(x) = exp2(x * LOG2E): the kernels work in base 2
 

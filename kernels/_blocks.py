@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
-import triton
 
 from ._backend import interpreter_enabled
+from ._triton import triton
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from ._backend import interpreter_enabled
+from ._backend import interpreter_enabled, triton_installed
 from ._interpreter_compat import install as install_interpreter_fixes
 
 NAMESPACE = "tritonlm"
@@ -31,8 +31,9 @@ OPAQUE_ENV = "TRITONLM_OPAQUE_KERNELS"
 
 
 def traceable_kernels() -> bool:
-    """Whether the operators expose their kernels to the compiler (triton_op) or are opaque."""
-    return not interpreter_enabled() and os.environ.get(OPAQUE_ENV, "0") != "1"
+    """Whether the operators expose their kernels to the compiler (triton_op) or are opaque
+    (always opaque without Triton: the operators then exist, but only the reference runs)."""
+    return triton_installed() and not interpreter_enabled() and os.environ.get(OPAQUE_ENV, "0") != "1"
 
 
 def kernel_op(name: str, *, fake: Callable, mutates_args: Iterable[str] = ()) -> Callable:

@@ -10,8 +10,7 @@ and the soft-capped loss adds a third.
 
 from __future__ import annotations
 
-import triton
-import triton.language as tl
+from ._triton import tl, triton
 
 
 @triton.jit

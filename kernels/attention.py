@@ -26,8 +26,6 @@ from __future__ import annotations
 import math
 
 import torch
-import triton
-import triton.language as tl
 
 from ._backend import resolve_backend
 from ._attention_backward import attention_backward
@@ -38,6 +36,7 @@ from ._blocks import attention_config_pruner, attention_tile_configs, head_dim_b
 from ._checks import autocast_disabled, check_float, check_same_device, check_same_dtype, compute_dtype
 from ._ops import kernel_op, launch
 from ._reference_grads import AttentionFunction as ReferenceAttention
+from ._triton import tl, triton
 
 
 def attention_reference(

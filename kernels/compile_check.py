@@ -260,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiler processes")
     parser.add_argument("--quiet", action="store_true", help="print failures and totals only")
     args = parser.parse_args(argv)
+    from ._triton import TRITON_AVAILABLE
+
+    if not TRITON_AVAILABLE:
+        print("the compile check needs the triton package (Linux: pip install triton); "
+              "Triton's compiler needs no GPU, but it must be installed", file=sys.stderr)
+        return 2
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         print("unset TRITON_INTERPRET: under the interpreter there is nothing to compile", file=sys.stderr)
         return 2

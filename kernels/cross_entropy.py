@@ -29,8 +29,6 @@ Triton design: one program per token row.
 from __future__ import annotations
 
 import torch
-import triton
-import triton.language as tl
 
 from ._backend import resolve_backend
 from ._blocks import row_blocks
@@ -38,6 +36,7 @@ from ._checks import autocast_disabled, check_float, check_rows
 from ._ops import kernel_op, launch
 from ._rows import online_max_sum_init, online_max_sum_step, row_start
 from ._reference_grads import CrossEntropyFunction as ReferenceCrossEntropy
+from ._triton import tl, triton
 
 # Vocab tile sizes: whole rows up to 16k stay in registers on the GPU; under the interpreter a
 # 4096-wide tile keeps the > 65,536-vocab tests fast while still looping over several tiles.

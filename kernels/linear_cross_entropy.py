@@ -21,8 +21,6 @@ place (nothing at all when it is 1), as in ``cross_entropy.py``.
 from __future__ import annotations
 
 import torch
-import triton
-import triton.language as tl
 
 from ._attention_tiles import dot_precision
 from ._backend import resolve_backend
@@ -38,6 +36,7 @@ from .cross_entropy import (
     scale_by_upstream_,
     take_stored_grads,
 )
+from ._triton import tl, triton
 
 
 def linear_cross_entropy_reference(

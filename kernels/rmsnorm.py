@@ -22,8 +22,6 @@ All arithmetic is float32; outputs take the input dtype (the weight gradient the
 from __future__ import annotations
 
 import torch
-import triton
-import triton.language as tl
 
 from ._backend import resolve_backend
 from ._blocks import row_blocks, rows_per_program, sm_count
@@ -31,6 +29,7 @@ from ._checks import check_float, check_rows, check_same_device
 from ._ops import kernel_op, launch
 from ._rows import row_start
 from ._reference_grads import RMSNormFunction as ReferenceRMSNorm
+from ._triton import tl, triton
 
 # Widest row held in registers in one pass. A 16,384-wide row needs 16 warps, which caps each
 # thread at 128 registers, and the backward (x, dy, weight and their products live at once)

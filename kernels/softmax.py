@@ -17,8 +17,6 @@ Triton design: the op is moved to the last dimension and run with one program pe
 from __future__ import annotations
 
 import torch
-import triton
-import triton.language as tl
 
 from ._backend import resolve_backend
 from ._blocks import row_blocks
@@ -26,6 +24,7 @@ from ._checks import check_float, check_rows
 from ._ops import kernel_op, launch
 from ._rows import online_max_sum_init, online_max_sum_step, row_start
 from ._reference_grads import SoftmaxFunction as ReferenceSoftmax
+from ._triton import tl, triton
 
 
 def softmax_reference(x: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shutil
 import sys
 from pathlib import Path
 
+from tritonlm.train.experiments.figure_links import TABLE_LINKS, link, link_number, link_tables, sweep_tables
 from tritonlm.train.presentation import fmt, format_duration, markdown_table
 from tritonlm.train.run_folder import RunFolder
 from tritonlm.util.atomic import write_text_atomic
@@ -61,6 +63,25 @@ def module_command(metadata: dict) -> str:
     return f"{first} {rest}".strip()
 
 
+LEADERBOARD_COLUMNS = (  # column, report.json key, format
+    ("final val loss", "final_val_loss", "{:.4f}"), ("entropy floor", "val_entropy_floor", "{:.4f}"),
+    ("above floor", "val_loss_above_floor", "{:.3f}"), ("unigram entropy", "val_unigram_entropy", "{:.4f}"),
+    ("below unigram", "val_loss_below_unigram_entropy", "{:.3f}"), ("val tokens", "val_tokens", "{:,}"),
+    ("tokens seen", "tokens_seen", "{:,}"), ("tokens/s", "tokens_per_second", "{:,.0f}"),
+)
+
+
+def leaderboard_row(r: dict, name: str, target: str) -> dict:
+    """One run's row of the leaderboard table, each figure a link into its report.json."""
+    row = {"run": name, "data": r["data"]["train_source"]}
+    for column, key, form in LEADERBOARD_COLUMNS:
+        value = r.get(key)
+        row[column] = "-" if value is None else link_number(value, form.format(value), target, f"/{key}")
+    row["training"] = format_duration(r["training_seconds"] or 0)
+    row["whole command"] = format_duration(r["timings_seconds"]["total"])
+    return row
+
+
 def leaderboard_section(results_dir: Path, rel: str) -> list[str]:
     reports = sorted(results_dir.glob("*/report.json"))
     if not reports:
@@ -69,18 +90,14 @@ def leaderboard_section(results_dir: Path, rel: str) -> list[str]:
     for path in reports:
         r = json.loads(path.read_text())
         name = path.parent.name
-        rows.append({"run": name, "data": r["data"]["train_source"], "final val loss": f"{r['final_val_loss']:.4f}",
-                     "entropy floor": f"{r['val_entropy_floor']:.4f}" if r.get("val_entropy_floor") is not None else "-",
-                     "above floor": f"{r['val_loss_above_floor']:.3f}" if r.get("val_loss_above_floor") is not None else "-",
-                     "unigram entropy": f"{r['val_unigram_entropy']:.4f}",
-                     "below unigram": f"{r['val_loss_below_unigram_entropy']:.3f}",
-                     "val tokens": r["val_tokens"], "tokens seen": r["tokens_seen"], "tokens/s": r["tokens_per_second"],
-                     "training": format_duration(r["training_seconds"] or 0),
-                     "whole command": format_duration(r["timings_seconds"]["total"])})
+        target = f"{rel}/{name}/report.json"
+        rows.append(leaderboard_row(r, name, target))
         sample = r["samples"][0]["text"] if r["samples"] else ""
+        parameters = link(f"{r['parameters']:,}", target, "/parameters")
         details += [f"### {name}", "", f"`{module_command(r['metadata'])}`", "",
                     f"Device {r['device']}, git {r['metadata']['git_sha'][:12]}, {r['metadata']['date']}; "
-                    f"{r['parameters']:,} parameters; preset {r['preset']}; val set: {r['data']['val_source']}.", "",
+                    f"{parameters} parameters; "
+                    f"preset {r['preset']}; val set: {r['data']['val_source']}.", "",
                     f"![{name}]({rel}/{name}/val_loss_vs_minutes.png)", "",
                     f"First sample (prompt `{r['samples'][0]['prompt']!r}`):" if sample else "", "",
                     "> " + sample[:600].replace("\n", " ") if sample else "", "",
@@ -94,22 +111,82 @@ def leaderboard_section(results_dir: Path, rel: str) -> list[str]:
             markdown_table(rows, columns), "", *details]
 
 
+def effective(runs: list[dict], base: dict, key: str) -> tuple[object, str]:
+    """The first run's setting of ``key`` and the pointer to where results.json records it."""
+    overrides = runs[0].get("overrides", {}) if runs else {}
+    return (overrides[key], f"/results/0/overrides/{key}") if key in overrides else (base.get(key), f"/base/{key}")
+
+
+def varies(runs: list[dict], key: str) -> bool:
+    """Whether the runs of a sweep set ``key`` to different values (their names then give it)."""
+    return len({repr(run.get("overrides", {}).get(key)) for run in runs}) > 1
+
+
+def steps_phrase(runs: list[dict], target: str) -> str:
+    """How many steps each batch size took when a sweep matched tokens rather than steps."""
+    first_at = {}  # batch size -> index of its first run
+    for i, run in enumerate(runs):
+        first_at.setdefault(run["overrides"].get("batch_size"), i)
+
+    def tokens_of(i: int) -> str:
+        return link(f"{runs[i]['tokens']:,}", target, f"/results/{i}/tokens")
+
+    steps = []
+    for n, (batch, i) in enumerate(first_at.items()):
+        iters = link(f"{runs[i]['overrides']['max_iters']:,}", target, f"/results/{i}/overrides/max_iters")
+        steps.append(f"{iters} at {'batch ' if n == 0 else ''}{batch}")
+    listed = ", ".join(steps[:-1]) + f" and {steps[-1]}" if len(steps) > 1 else steps[0]
+    counts = [runs[i]["tokens"] for i in first_at.values()]
+    usual = max(set(counts), key=counts.count)
+    usual_at = next(i for i in first_at.values() if runs[i]["tokens"] == usual)
+    odd = "".join(f" ({tokens_of(i)} tokens at batch {batch}, the step count rounded up)"
+                  for batch, i in first_at.items() if runs[i]["tokens"] != usual)
+    return f"as many optimizer steps as make {tokens_of(usual_at)} tokens: {listed}{odd}"
+
+
+def sweep_caption(data: dict, target: str) -> str:
+    """What every run of a sweep shares, and which settings its runs' names give, each figure a link."""
+    base, runs = data.get("base", {}), data.get("results", [])
+    model = base.get("model", {})
+    parts = [f"{link(model.get('num_layers'), target, '/base/model/num_layers')} x "
+             f"{link(model.get('d_model'), target, '/base/model/d_model')}",
+             f"context {link(model.get('context_length'), target, '/base/model/context_length')}"]
+    named = [label for key, label in (("batch_size", "batch size"), ("max_lr", "max_lr")) if varies(runs, key)]
+    for key, label, show in (("batch_size", "batch", str), ("max_lr", "max_lr", fmt)):
+        if not varies(runs, key):
+            value, pointer = effective(runs, base, key)
+            parts.append(f"{label} {link(show(value), target, pointer)}")
+    if named:
+        tenth = varies(runs, "max_lr") and all(
+            math.isclose(r["overrides"].get("min_lr", -1), r["overrides"]["max_lr"] / 10) for r in runs)
+        parts.append(f"the {' and '.join(named)} its name gives" + (" (min_lr a tenth of max_lr)" if tenth else ""))
+    budget, budget_pointer = effective(runs, base, "budget_seconds")
+    if budget:
+        parts.append(f"{link(fmt(budget), target, budget_pointer)} s of training")
+    elif varies(runs, "max_iters") and varies(runs, "batch_size"):
+        parts.append(steps_phrase(runs, target))
+    else:
+        iters, iters_pointer = effective(runs, base, "max_iters")
+        parts.append(f"{link(iters, target, iters_pointer)} optimizer steps")
+    return "Each run: " + ", ".join(parts) + "."
+
+
 def sweep_section(results_dir: Path, rel: str) -> list[str]:
-    parts = []
+    sweeps = []  # (name, data, table as the page shows it)
     for path in sorted(results_dir.glob("*/results.json")):
-        data = json.loads(path.read_text())
         name = path.parent.name
-        command = module_command(data.get("metadata", {}))
-        table = (path.parent / f"{name}.md").read_text() if (path.parent / f"{name}.md").exists() else ""
-        table = table.replace(f"]({name}.png)", f"]({rel}/{name}/{name}.png)")
-        table = table.replace("## ", "### ", 1)
-        base = data.get("base", {})
-        model = base.get("model", {})
-        parts += [table.strip(), "", f"`{command}`", "",
-                  f"Each run: {model.get('num_layers')} x {model.get('d_model')}, context {model.get('context_length')}, "
-                  f"batch {base.get('batch_size')}, max_lr {fmt(base.get('max_lr'))} unless the run changes it, "
-                  + (f"{fmt(base.get('budget_seconds'))} s of training." if base.get("budget_seconds")
-                     else f"{base.get('max_iters')} optimizer steps."), ""]
+        table_path = path.parent / f"{name}.md"
+        table = table_path.read_text() if table_path.exists() else ""
+        table = table.replace(f"]({name}.png)", f"]({rel}/{name}/{name}.png)").replace("## ", "### ", 1)
+        sweeps.append((name, json.loads(path.read_text()), table))
+    titles = [table.splitlines()[0] if table else "" for _, _, table in sweeps]
+    parts = []
+    for (name, data, table), title in zip(sweeps, titles):
+        target = f"{rel}/{name}/results.json"
+        if title and titles.count(title) > 1:  # sweeps of one kind: the folder tells them apart
+            table = table.replace(title, f"{title}: `{name}`", 1)
+        parts += [link_tables(table, target, sweep_tables).strip(), "",
+                  f"`{module_command(data.get('metadata', {}))}`", "", sweep_caption(data, target), ""]
     return ["## Experiments", "", *parts] if parts else []
 
 
@@ -128,6 +205,9 @@ def table_sections(results_dir: Path, rel: str) -> list[str]:
         path = results_dir / folder / table
         if path.exists():
             text = re.sub(r"\]\(([\w.-]+\.png)\)", lambda m: f"]({rel}/{folder}/{m.group(1)})", path.read_text())
+            if table in TABLE_LINKS:
+                json_name, spec = TABLE_LINKS[table]
+                text = link_tables(text, f"{rel}/{folder}/{json_name}", spec)
             parts += [text.strip(), "", f"`{command}`", ""]
     return parts
 
@@ -136,10 +216,15 @@ def render(results_dir: Path, page: Path) -> str:
     rel = results_dir.relative_to(page.parent).as_posix() if results_dir.is_relative_to(page.parent) else str(results_dir)
     parts = ["# Results", "",
              "Generated by `python -m train.experiments.results` from the artefacts in "
-             f"[{rel}/]({rel}/) (copied from the run folders with `--collect`); do not edit by hand. "
+             f"[{rel}/]({rel}/) (copied from the run folders with `--collect`); do not edit its figures by hand. "
              "Runs were made on the 2-core CPU development machine, shared with other jobs, so throughput "
              "figures (tokens/s, and the tokens a time budget buys) vary from run to run with the load; "
-             "compare losses at equal tokens.", ""]
+             "compare losses at equal tokens.", "",
+             "Every figure on this page that a result file holds is a link to that file: click it to see the JSON "
+             "it comes from, where the part of the link after `#` (a JSON pointer, such as "
+             "`/results/0/final_val_loss`) names the value, and `*1e-6` or `*100` after it means the page shows "
+             "the value in MB or as a percentage. `tests/test_doc_figures.py` checks each figure against its "
+             "file, rounded as the page shows it.", ""]
     parts += leaderboard_section(results_dir, rel) + sweep_section(results_dir, rel) + table_sections(results_dir, rel)
     return "\n".join(parts) + "\n"
 

@@ -95,7 +95,7 @@ def test_a_real_lr_sweep_records_a_diverging_run(tmp_path):
     ids = np.frombuffer(generate_corpus(40_000, seed=0).encode(), dtype=np.uint8)
     train = write_tokens(tmp_path / "train.tok", ids, 256)
     val = write_tokens(tmp_path / "val.tok", ids[-3000:], 256)
-    code = main(["lr-sweep", "--data", str(train), "--val-data", str(val), "--budget", "2s", "--values", "3e-3,30",
+    code = main(["lr-sweep", "--train-data", str(train), "--val-data", str(val), "--budget", "2s", "--values", "3e-3,30",
                  "--out", str(tmp_path / "out"), "--model.d_model=32", "--model.num_layers=1", "--model.num_heads=2",
                  "--model.context_length=32", "--batch_size=8", "--eval_interval=10", "--eval_iters=2",
                  "--warmup_fraction=0", "--grad_clip=0", "--model.kernels=torch"])
@@ -141,7 +141,7 @@ def test_a_named_token_matched_batch_sweep_reports_the_best_rate_per_size(tmp_pa
     ids = np.frombuffer(generate_corpus(40_000, seed=0).encode(), dtype=np.uint8)
     train = write_tokens(tmp_path / "train.tok", ids, 256)
     val = write_tokens(tmp_path / "val.tok", ids[-3000:], 256)
-    code = main(["batch-size", "--data", str(train), "--val-data", str(val), "--tokens", "4096", "--values", "4,16",
+    code = main(["batch-size", "--train-data", str(train), "--val-data", str(val), "--tokens", "4096", "--values", "4,16",
                  "--lrs", "1e-4,3e-3", "--name", "bs-equal-tokens", "--out", str(tmp_path / "out"),
                  "--model.d_model=32", "--model.num_layers=1", "--model.num_heads=2", "--model.context_length=32",
                  "--eval_iters=2", "--warmup_fraction=0", "--model.kernels=torch"])
@@ -163,3 +163,13 @@ def test_lr_toy_example_converges_at_1e2_and_diverges_at_1e3():
     assert lr_toy(1e1)[-1] < lr_toy(1e1)[0]
     assert lr_toy(1e2)[-1] < 1e-6 * lr_toy(1e2)[0]
     assert lr_toy(1e3)[-1] > 1e6 * lr_toy(1e3)[0]
+
+
+@pytest.mark.parametrize("flag, right", [
+    ("--data=gutenberg", "--train-data"), ("--max_iters=5", "--steps"), ("--budget-seconds=5", "--budget"),
+    ("--out_dir=x", "--out (and --name)"),
+])
+def test_a_run_flag_the_sweep_sets_itself_is_refused_with_the_sweeps_flag(flag, right, tmp_path, capsys):
+    assert main(["lr-sweep", flag, "--out", str(tmp_path)]) == 2
+    assert f"use {right}" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before any data or run folder is made

@@ -136,6 +136,9 @@ def test_presets_and_overrides_resolve(tmp_path):
     (["--budget", "ten minutes"], "cannot read duration"),
     (["--model.d_modle=64"], "did you mean --model.d_model"),
     (["--vocab_size=100"], "at least 257"),
+    (["--out", "a", "--out-dir", "b"], "give the run folder once: --out or --out_dir"),
+    (["--budget", "1m", "--budget_seconds=5"], "give the budget once: --budget or --budget_seconds"),
+    (["--kernels", "torch", "--model.kernels=auto"], "give the kernels once: --kernels or --model.kernels"),
 ])
 def test_bad_options_fail_with_a_clear_message(argv, message, capsys):
     with pytest.raises((ValueError, SystemExit)) as error:

@@ -19,7 +19,8 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
   share of real words and of repeated 4-grams (see ``train.experiments.sampling``);
 - ``unicode``, ``lr-toy`` and ``adamw-accounting``: the checks behind docs/writeup.md.
 
-Every run trains a small model for ``--budget`` of training time on ``--data`` (generated
+Every run trains a small model for ``--budget`` of training time (or ``--steps`` steps) on
+``--train-data`` (generated
 stories, a shared corpus name such as ``gutenberg``, or files) prepared exactly as the
 leaderboard does. ``--key=value`` overrides any training field of every run; ``--name`` keeps
 two sweeps of one kind apart (``--name ablations-lr3e-3``). A crashed or
@@ -34,7 +35,7 @@ import math
 import sys
 from pathlib import Path
 
-from tritonlm.util.cli import add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
+from tritonlm.util.cli import ConfigError, add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.recipes import recipe_config
 from tritonlm.corpora.settings import DataSettings
@@ -144,7 +145,7 @@ def build_sweep(kind: str, args: argparse.Namespace, base: TrainConfig) -> Sweep
         length = f"{args.tokens:,} tokens each"
     else:
         length = f"{base.max_iters} steps each"
-    title = f"{titles[kind]} ({args.data or 'stories'}, {length})"
+    title = f"{titles[kind]} ({args.train_data or 'stories'}, {length})"
     name = args.name or kind
     return Sweep(title, Path(args.out) / name, base, runs, plot_name=f"{name}.png", table_name=f"{name}.md",
                  x_axis="minutes" if base.budget_seconds else "tokens")
@@ -162,7 +163,7 @@ def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainCo
     settings = DataSettings(vocab_size=args.vocab_size, tokenizer_train_bytes=args.tokenizer_bytes,
                             train_bytes=args.train_bytes, val_bytes=args.val_bytes,
                             story_train_bytes=args.train_bytes or 10_000_000, story_val_bytes=args.val_bytes or 300_000)
-    data = prepare_data(args.data, args.val_data, settings)
+    data = prepare_data(args.train_data, args.val_data, settings)
     if args.tokens and (args.kind != "batch-size" or args.budget):
         raise ValueError("--tokens sets the length of batch-size runs; it cannot be combined with --budget "
                          "or used with another kind")
@@ -173,11 +174,28 @@ def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainCo
     return apply_overrides(base, overrides)
 
 
+# TrainConfig fields a sweep sets itself, and the experiments flag that sets each (one flag per setting).
+SWEEP_OWNED = {"train_data": "--train-data", "val_data": "--val-data", "tokenizer": "--tokenizer",
+               "out_dir": "--out (and --name)", "max_iters": "--steps", "budget_seconds": "--budget"}
+
+
+def refuse_run_flags(argv: list[str]) -> None:
+    """A run's flag for a setting the sweep owns (``--max-iters``, ``--out-dir``, ...) is an error
+    that names the experiments' flag for it."""
+    replaced = {key: flag for key, flag in SWEEP_OWNED.items() if flag.split()[0][2:].replace("-", "_") != key}
+    replaced["data"] = "--train-data"
+    for item in argv:
+        key = item[2:].split("=", 1)[0].replace("-", "_") if item.startswith("--") else ""
+        if key in replaced:
+            raise ConfigError(f"{item.split('=', 1)[0]} is not a flag of the experiments: use {replaced[key]}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "bpe-scale", "sampling", "unicode", "lr-toy", "adamw-accounting"])
-    parser.add_argument("--data", default=None, help="training data: stories (default), gutenberg, imdb, a text or token file")
+    parser.add_argument("--train-data", default=None,
+                        help="training data: stories (default), gutenberg, imdb, a text or token file")
     parser.add_argument("--val-data", default=None, help="validation data (default: the matching split)")
     parser.add_argument("--steps", type=int, default=150, help="optimizer steps per run (default 150)")
     parser.add_argument("--budget", default=None,
@@ -198,9 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-bytes", type=int, default=10_000_000,
                         help="use only the first bytes of the training text (default 10 MB; 0 = all)")
     parser.add_argument("--val-bytes", type=int, default=300_000, help="use only the first bytes of the validation text")
-    # --data, --val-data and --tokenizer are the experiments' own flags (their data stage's), not a run's
+    # The data, the run folders and the length of every run are the experiments' own flags (one flag
+    # per setting): --train-data/--val-data/--tokenizer, --out/--name, --steps/--budget.
     add_dataclass_arguments(parser, recipe_config("experiment"), "training options of every run (TrainConfig fields)",
-                            exclude=("train_data", "val_data", "tokenizer"))
+                            exclude=tuple(SWEEP_OWNED))
     return parser
 
 
@@ -210,7 +229,7 @@ def sampling_main(args: argparse.Namespace) -> int:
 
     if not args.run:
         raise ValueError("sampling needs --run RUN (a finished run folder, or its checkpoint.pt)")
-    _, validation = source_pair(args.data, args.val_data, DataSettings(train_bytes=1_000_000, val_bytes=5_000_000))
+    _, validation = source_pair(args.train_data, args.val_data, DataSettings(train_bytes=1_000_000, val_bytes=5_000_000))
     reference = validation.path()
     sampling_run(args.run, reference, Path(args.out) / (args.name or "sampling"), tokenizer=args.tokenizer)
     return 0
@@ -219,6 +238,7 @@ def sampling_main(args: argparse.Namespace) -> int:
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    refuse_run_flags(argv or [])
     args = parser.parse_args(argv)
     if args.kind == "tokenizers":
         from tritonlm.train.experiments.tokenizers import main as tokenizers_main

@@ -41,7 +41,7 @@ def _leaderboard(name: str, *args: str) -> Step:
 
 
 def _sweep(name: str, kind: str, *args: str) -> Step:
-    return Step(name, "train.experiments", (kind, "--data", "gutenberg", *args, "--name", name, "--out", "{root}"),
+    return Step(name, "train.experiments", (kind, "--train-data", "gutenberg", *args, "--name", name, "--out", "{root}"),
                 "results.json")
 
 
@@ -64,7 +64,7 @@ STEPS = (
            "--lrs", "1e-3,3e-3,1e-2"),
     _sweep("ablations", "ablations", "--steps", "300", "--max_lr=1e-2", "--min_lr=1e-3"),
     _sweep("ablations-lr3e-3", "ablations", "--steps", "300", "--max_lr=3e-3", "--min_lr=3e-4"),
-    Step("sampling", "train.experiments", ("sampling", "--data", "gutenberg", "--run", "{root}/lb-cpu-gutenberg-10m",
+    Step("sampling", "train.experiments", ("sampling", "--train-data", "gutenberg", "--run", "{root}/lb-cpu-gutenberg-10m",
                                            "--out", "{root}"), "sampling.json"),
 )
 

@@ -54,13 +54,17 @@ def collect(sources: list[Path], results_dir: Path) -> None:
 
 
 def module_command(metadata: dict) -> str:
-    """The recorded command, runnable: ``python -m ...`` as recorded, or (records made before
-    run_metadata recorded ``-m``) ``leaderboard.py --x`` -> ``python -m train.leaderboard --x``."""
+    """The recorded command, runnable today: ``python -m ...`` as recorded, or (records made
+    before run_metadata recorded ``-m``) ``leaderboard.py --x`` -> ``python -m train.leaderboard --x``;
+    the experiments' ``--data`` (recorded before it was renamed) is spelt ``--train-data``."""
     command = metadata.get("command", "")
     first, _, rest = command.partition(" ")
     if first.endswith(".py"):
         first = f"python -m train.{first[:-3]}"
-    return f"{first} {rest}".strip()
+    command = f"{first} {rest}".strip()
+    if "train.experiments " in command:
+        command = re.sub(r"(?<=\s)--data(?=[\s=])", "--train-data", command)
+    return command
 
 
 LEADERBOARD_COLUMNS = (  # column, report.json key, format
@@ -194,7 +198,7 @@ TABLE_SECTIONS = (  # (folder in docs/results, its table, the command that made 
     ("bpe-scale", "bpe_scale.md", "python -m train.experiments bpe-scale --profile --out runs/experiments"),
     ("tokenizers", "tokenizers.md", "python -m train.experiments tokenizers --out runs/experiments"),
     ("sampling", "sampling.md",
-     "python -m train.experiments sampling --data gutenberg --run runs/regen/lb-cpu-gutenberg-10m --out runs/regen"),
+     "python -m train.experiments sampling --train-data gutenberg --run runs/regen/lb-cpu-gutenberg-10m --out runs/regen"),
 )
 
 

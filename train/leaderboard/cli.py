@@ -95,8 +95,10 @@ def resolve_job(argv: list[str] | None = None) -> Job:
     preset = recipe.name
     options = apply_overrides(recipe.leaderboard, mine)
     budget = parse_duration(args.budget) if args.budget else recipe.train.budget_seconds
-    if args.out and "out_dir" in theirs:
-        parser.error("give the run folder once: --out or --out_dir")
+    for own, field, what in (("out", "out_dir", "the run folder"), ("budget", "budget_seconds", "the budget"),
+                             ("kernels", "model.kernels", "the kernels")):
+        if getattr(args, own) and field in theirs:
+            parser.error(f"give {what} once: --{own} or --{field}")
     out_dir = Path(args.out or theirs.pop("out_dir", None) or f"runs/leaderboard-{preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     base = dataclasses.replace(recipe.train_config(), budget_seconds=budget, out_dir=str(out_dir))
     if args.kernels:

@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from tritonlm.model import TransformerLM, presets
 from tritonlm.model.accounting import (
+    handout_activation_elements,
     GIB,
     activation_elements,
     count_parameters,
@@ -138,3 +139,17 @@ def test_cli_model_field_flags_override_the_preset(capsys):
     assert f"{count_parameters(cfg):,}" in text and "context 128" in text
     assert main(["--preset", "tiny", "--num_heads", "5"]) == 2
     assert "not divisible by num_heads=5" in capsys.readouterr().err
+
+
+def test_handout_activation_count_follows_its_list_op_by_op():
+    """The handout's AdamW question: one B x T x width tensor per op it lists, written out here
+    for an odd shape (B 3, T 5, d 8, h 2, d_ff 10, V 7, L 2)."""
+    cfg = presets.tiny(vocab_size=7, d_model=8, num_heads=2, d_ff=10, num_layers=2, context_length=5)
+    B, T, d, h, f, V, L = 3, 5, 8, 2, 10, 7, 2
+    per_block = (2 * B * T * d  # two RMSNorms
+                 + 3 * B * T * d  # Q, K, V
+                 + B * h * T * T + B * h * T * T  # Q^T K, softmax
+                 + B * T * d + B * T * d  # weighted sum, output projection
+                 + B * T * f + B * T * f + B * T * d)  # W1, SiLU, W2
+    expected = L * per_block + B * T * d + B * T * V + B * T * V  # final norm, output embedding, cross-entropy
+    assert sum(handout_activation_elements(cfg, batch_size=B).values()) == expected

@@ -140,6 +140,26 @@ def activation_elements(cfg: ModelConfig, seq_len: int | None = None, batch_size
     }
 
 
+def handout_activation_elements(cfg: ModelConfig, seq_len: int | None = None, batch_size: int = 1) -> dict[str, int]:
+    """Activation elements as the CS336 handout's AdamW question counts them: one B x T x width
+    tensor per listed op (in each block: two RMSNorms, the Q, K and V projections, Q^T K and its
+    softmax (B x h x T x T each), the weighted sum of values, the output projection, W1, SiLU and
+    W2; then the final RMSNorm, the output embedding and the cross-entropy over the logits).
+    It is what the question asks for; ``activation_elements`` is what this code's backward keeps."""
+    T = seq_len or cfg.context_length
+    d, L, f, V, h = cfg.d_model, cfg.num_layers, cfg.d_ff, cfg.vocab_size, cfg.num_heads
+    BT = batch_size * T
+    return {
+        "block RMSNorms (2 x B T d)": L * 2 * BT * d,
+        "Q, K, V projections (3 x B T d)": L * 3 * BT * d,
+        "Q^T K and softmax (2 x B h T T)": L * 2 * BT * h * T,
+        "weighted sum of values and output projection (2 x B T d)": L * 2 * BT * d,
+        "W1 and SiLU (2 x B T d_ff), W2 (B T d)": L * (2 * BT * f + BT * d),
+        "final RMSNorm (B T d)": BT * d,
+        "output embedding and cross-entropy (2 x B T V)": 2 * BT * V,
+    }
+
+
 def training_memory(cfg: ModelConfig, batch_size: int = 1, seq_len: int | None = None,
                     param_bytes: int = 4, activation_bytes: int = 4) -> MemoryEstimate:
     """Training memory with AdamW: parameters, gradients (same dtype), two moments (float32),

@@ -85,7 +85,8 @@ A100_FP32_FLOPS = 19.5e12
 
 
 def adamw_accounting_lines(memory_gb: float = 80.0, steps: int = 400_000, batch: int = 1024, mfu: float = 0.5) -> list[str]:
-    from tritonlm.model.accounting import count_parameters, max_batch_size, training_flops, training_memory
+    from tritonlm.model.accounting import (count_parameters, handout_activation_elements, max_batch_size,
+                                           training_flops, training_memory)
     from tritonlm.model.presets import gpt2_xl
 
     cfg = gpt2_xl()
@@ -95,6 +96,7 @@ def adamw_accounting_lines(memory_gb: float = 80.0, steps: int = 400_000, batch:
     largest = max_batch_size(cfg, int(memory))
     step_flops = training_flops(cfg, batch_size=batch) + ADAMW_FLOPS_PER_PARAMETER * n
     seconds = steps * step_flops / (mfu * A100_FP32_FLOPS)
+    handout = 4 * sum(handout_activation_elements(cfg).values())  # float32 bytes per sequence
     return [
         f"GPT-2 XL (this architecture): {n:,} parameters",
         f"  parameters {one.parameters / 1e9:.2f} GB + gradients {one.gradients / 1e9:.2f} GB + AdamW m, v "
@@ -102,6 +104,9 @@ def adamw_accounting_lines(memory_gb: float = 80.0, steps: int = 400_000, batch:
         f"  activations {one.activation_total / 1e9:.2f} GB per sequence of {cfg.context_length} tokens (float32)",
         f"  memory = {one.activation_total / 1e9:.2f} GB * batch + {one.fixed / 1e9:.2f} GB; largest batch in "
         f"{memory_gb:g} GB: {largest}",
+        f"  with the handout's list of activations: {handout / 1e9:.2f} GB per sequence; memory = "
+        f"{handout / 1e9:.2f} GB * batch + {one.fixed / 1e9:.2f} GB; largest batch in {memory_gb:g} GB: "
+        f"{int((memory - one.fixed) // handout)}",
         f"AdamW step: {ADAMW_FLOPS_PER_PARAMETER} FLOPs per parameter = {ADAMW_FLOPS_PER_PARAMETER * n:.3g} FLOPs "
         f"(negligible next to the {training_flops(cfg, batch_size=batch):.3g} of forward + backward on {batch} sequences)",
         f"Training {steps:,} steps x {batch} sequences: {steps * step_flops:.3g} FLOPs; on one A100 at "

@@ -15,6 +15,8 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
 - ``bpe-scale``: a 10k BPE on all of Gutenberg train and a 32k BPE on Gutenberg + IMDB train:
   time, peak memory (``--profile``: and a profile), longest tokens, the two vocabularies compared
   (see ``train.experiments.bpe_scale``);
+- ``encode-datasets``: the bpe-scale tokenizers encode the splits of their corpora into token
+  files: tokens, throughput, dtype and file size (see ``train.experiments.encode_datasets``);
 - ``sampling``: samples of a trained run (``--run``) over a temperature x top-p grid, with the
   share of real words and of repeated 4-grams (see ``train.experiments.sampling``);
 - ``unicode``, ``lr-toy`` and ``adamw-accounting``: the checks behind docs/writeup.md.
@@ -193,7 +195,8 @@ def refuse_run_flags(argv: list[str]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "bpe-scale", "sampling", "unicode", "lr-toy", "adamw-accounting"])
+    parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "bpe-scale", "encode-datasets", "sampling", "unicode",
+                                         "lr-toy", "adamw-accounting"])
     parser.add_argument("--train-data", default=None,
                         help="training data: stories (default), gutenberg, imdb, a text or token file")
     parser.add_argument("--val-data", default=None, help="validation data (default: the matching split)")
@@ -248,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         from tritonlm.train.experiments.bpe_scale import run as bpe_scale_run
 
         bpe_scale_run(args.out, profile=args.profile)
+        return 0
+    if args.kind == "encode-datasets":
+        from tritonlm.train.experiments.encode_datasets import run as encode_datasets_run
+
+        encode_datasets_run(args.out)
         return 0
     if args.kind == "sampling":
         return sampling_main(args)

@@ -80,6 +80,9 @@ TOKENIZER_COLUMNS: Columns = {
 SAMPLED_DOCUMENT_COLUMNS: Columns = {
     "documents": "documents", "bytes": "bytes", "tokens": "tokens", "bytes/token": "bytes_per_token",
     "lowest (one document)": "min_doc_bytes_per_token", "highest (one document)": "max_doc_bytes_per_token"}
+ENCODE_COLUMNS: Columns = {
+    "text bytes": "bytes", "tokens": "tokens", "bytes/token": "bytes_per_token", "MB/s (all cores)": "mb_per_s",
+    "token file bytes": "file_bytes", "as int32": "int32_bytes"}
 SAMPLING_COLUMNS: Columns = {"known words": "known_words", "repeated word 4-grams": "repeated_4grams"}
 
 
@@ -104,6 +107,7 @@ def sampling_tables(k: int) -> tuple[str, Columns] | None:
 # The JSON file beside each experiment table, and how its tables' rows and columns map onto it.
 TABLE_LINKS: dict[str, tuple[str, TableSpec]] = {
     "bpe_scale.md": ("bpe_scale.json", bpe_scale_tables),
+    "encode_datasets.md": ("encode_datasets.json", lambda k: ("/rows", ENCODE_COLUMNS) if k == 0 else None),
     "tokenizers.md": ("tokenizers.json", tokenizer_tables),
     "sampling.md": ("sampling.json", sampling_tables),
 }

@@ -58,6 +58,7 @@ STEPS = (
                  "--sample_tokens=300"),
     _sweep("batch-size", "batch-size", "--budget", "40s", "--values", "1,4,16,64,128"),
     Step("bpe-scale", "train.experiments", ("bpe-scale", "--profile", "--out", "{root}"), "bpe_scale.json"),
+    Step("encode-datasets", "train.experiments", ("encode-datasets", "--out", "{root}"), "encode_datasets.json"),
     Step("tokenizers", "train.experiments", ("tokenizers", "--out", "{root}"), "tokenizers.json"),
     _sweep("lr-sweep", "lr-sweep", "--steps", "300"),
     _sweep("batch-size-equal-tokens", "batch-size", "--tokens", "307200", "--values", "1,4,16,64,128",

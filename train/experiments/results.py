@@ -196,6 +196,7 @@ def sweep_section(results_dir: Path, rel: str) -> list[str]:
 
 TABLE_SECTIONS = (  # (folder in docs/results, its table, the command that made it)
     ("bpe-scale", "bpe_scale.md", "python -m train.experiments bpe-scale --profile --out runs/experiments"),
+    ("encode-datasets", "encode_datasets.md", "python -m train.experiments encode-datasets --out runs/experiments"),
     ("tokenizers", "tokenizers.md", "python -m train.experiments tokenizers --out runs/experiments"),
     ("sampling", "sampling.md",
      "python -m train.experiments sampling --train-data gutenberg --run runs/regen/lb-cpu-gutenberg-10m --out runs/regen"),

@@ -117,7 +117,8 @@ def test_report_fields_are_complete_and_consistent(tmp_path, byte_tokens):
     assert f"{report['final_val_loss']:.4f}" in page and f"{report['val_unigram_entropy']:.4f}" in page
     assert f"`{module_command(report['metadata'])}`" in page
     assert not (tmp_path / "docs" / "results" / "run" / "checkpoint.pt").exists() and not stale.exists()
-    assert (tmp_path / "docs" / "results" / "run" / "report.json").read_bytes() == (run / "report.json").read_bytes()
+    for name in ("report.json", "metrics.jsonl"):  # the raw metrics behind the plots travel with the report
+        assert (tmp_path / "docs" / "results" / "run" / name).read_bytes() == (run / name).read_bytes()
 
 
 def test_presets_and_overrides_resolve(tmp_path):

@@ -3,7 +3,7 @@
 (``python -m train.experiments.regenerate`` remakes all of them from one commit and calls this.)
 
 ``--collect RUN_OR_SWEEP ...`` first copies the small artefacts of leaderboard run folders
-(report.json/.md, the val-loss plot, samples) and of sweep folders (table, overlay plot,
+(report.json/.md, the val-loss plot, samples, the raw metrics.jsonl) and of sweep folders (table, overlay plot,
 results.json; tokenizer tables) into ``docs/results/<name>/``; checkpoints and token files are
 never copied. The page is then rendered from ``docs/results`` alone, so it can be regenerated
 at any time without the runs: every figure on it comes from a committed JSON file, next to the
@@ -27,9 +27,10 @@ from tritonlm.util.atomic import write_text_atomic
 from tritonlm.util.cli import cli_main
 
 def run_files(folder: RunFolder) -> list[Path]:
-    """The small artefacts of a leaderboard run folder (never its checkpoint or token files)."""
+    """The small artefacts of a leaderboard run folder, the raw metrics behind its plots included
+    (never its checkpoint or token files)."""
     return [folder.report, folder.report_markdown, folder.val_curve_plot, folder.samples,
-            folder.loss_vs_steps_plot]
+            folder.loss_vs_steps_plot, folder.metrics]
 
 SWEEP_SUFFIXES = (".md", ".png", ".json")
 

@@ -251,7 +251,10 @@ def _children_of(pid: int) -> list[int]:
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find worker processes")
 def test_ctrl_c_during_training_leaves_no_workers(tmp_path):
     path = tmp_path / "big.txt"
-    path.write_text(random_corpus(7, 20000) * 40, encoding="utf-8")  # ~8 MB: seconds of work
+    # ~29 MB: seconds of pre-tokenising, so the signal lands while the workers run. With ~6 MB
+    # (0.7 s of work) a slow poll could see the workers in their last moments and the signal
+    # arrive after the run had finished (exit 0 on a loaded CI machine).
+    path.write_text(random_corpus(7, 20000) * 200, encoding="utf-8")
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "tokenizer.train", str(path), "--vocab-size", "2000", "--out", str(out),
@@ -264,6 +267,7 @@ def test_ctrl_c_during_training_leaves_no_workers(tmp_path):
         workers = _children_of(proc.pid)
         time.sleep(0.05)
     assert len(workers) >= 2, "workers never started"
+    assert not out.exists(), "training finished before the workers were seen: the corpus is too small to interrupt"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr

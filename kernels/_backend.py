@@ -20,8 +20,13 @@ class BackendUnavailable(RuntimeError, ValueError):
     a ValueError of the configuration: commands report it as a user error)."""
 
 
+# Looked up once, at import: a lookup inside the model's forward is a call torch.compile refuses
+# to trace in torch 2.11 (importlib.util.find_spec is marked as skipped), which breaks fullgraph.
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+
+
 def triton_installed() -> bool:
-    return importlib.util.find_spec("triton") is not None
+    return _TRITON_INSTALLED
 
 
 def interpreter_enabled() -> bool:

@@ -64,9 +64,14 @@ def compute_dtype(device: torch.device, *tensors: torch.Tensor) -> torch.dtype:
     return dtype
 
 
+# Asked once, at import: torch 2.11's dynamo cannot trace torch.amp.is_autocast_available, and
+# autocast_disabled runs inside compiled graphs.
+_AUTOCAST_AVAILABLE = {kind: torch.amp.is_autocast_available(kind) for kind in ("cpu", "cuda", "xpu", "mps", "meta")}
+
+
 def autocast_disabled(device: torch.device) -> contextlib.AbstractContextManager:
     """A context with autocast off for ``device`` (a no-op on devices without autocast, such as
     ``meta``, where shape-only runs like FLOP counting happen)."""
-    if torch.amp.is_autocast_available(device.type):
+    if _AUTOCAST_AVAILABLE.get(device.type, False):
         return torch.autocast(device.type, enabled=False)
     return contextlib.nullcontext()

@@ -62,6 +62,8 @@ def library_versions() -> dict[str, str]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
+    if "torch" in sys.modules:  # torch's own string names the build (2.11.0+cu130); PyPI's metadata does not
+        versions["torch"] = str(sys.modules["torch"].__version__)  # a plain str: checkpoints load weights_only
     return versions
 
 

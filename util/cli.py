@@ -170,6 +170,11 @@ def hyphenated(argv: Iterable[str]) -> list[str]:
     return out
 
 
+def flag_key(item: str) -> str:
+    """The setting a ``--flag-name[=value]`` argument names, as its field name (``flag_name``)."""
+    return item[2:].split("=", 1)[0].replace("-", "_")
+
+
 def check_unique_flags(argv: Iterable[str]) -> None:
     """Raise ``ConfigError`` when one setting is given twice (``--max_lr=1 --max-lr 2``): the
     second would silently win. Hyphens and underscores name the same flag."""
@@ -177,7 +182,7 @@ def check_unique_flags(argv: Iterable[str]) -> None:
     for item in argv:
         if not item.startswith("--") or item == "--":
             continue
-        key = item[2:].split("=", 1)[0].replace("-", "_")
+        key = flag_key(item)
         if key in seen:
             raise ConfigError(f"{seen[key]} and {item.split('=', 1)[0]} set the same option: give it once")
         seen[key] = item.split("=", 1)[0]

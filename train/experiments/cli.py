@@ -37,7 +37,8 @@ import math
 import sys
 from pathlib import Path
 
-from tritonlm.util.cli import ConfigError, add_dataclass_arguments, apply_overrides, cli_main, overrides_from_namespace
+from tritonlm.util.cli import (ConfigError, add_dataclass_arguments, apply_overrides, cli_main, flag_key,
+                               overrides_from_namespace)
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.recipes import recipe_config
 from tritonlm.corpora.settings import DataSettings
@@ -176,20 +177,20 @@ def prepare_base(args: argparse.Namespace, overrides: dict[str, str]) -> TrainCo
     return apply_overrides(base, overrides)
 
 
-# TrainConfig fields a sweep sets itself, and the experiments flag that sets each (one flag per setting).
-SWEEP_OWNED = {"train_data": "--train-data", "val_data": "--val-data", "tokenizer": "--tokenizer",
-               "out_dir": "--out (and --name)", "max_iters": "--steps", "budget_seconds": "--budget"}
+# TrainConfig fields a sweep sets itself, through its own flags (one flag per setting).
+SWEEP_OWNED = ("train_data", "val_data", "tokenizer", "out_dir", "max_iters", "budget_seconds")
+# A run's flag for one of them, or an old spelling, and the experiments' flag to use instead.
+REPLACED_FLAGS = {"out_dir": "--out (and --name)", "max_iters": "--steps", "budget_seconds": "--budget",
+                  "data": "--train-data"}
 
 
 def refuse_run_flags(argv: list[str]) -> None:
     """A run's flag for a setting the sweep owns (``--max-iters``, ``--out-dir``, ...) is an error
     that names the experiments' flag for it."""
-    replaced = {key: flag for key, flag in SWEEP_OWNED.items() if flag.split()[0][2:].replace("-", "_") != key}
-    replaced["data"] = "--train-data"
     for item in argv:
-        key = item[2:].split("=", 1)[0].replace("-", "_") if item.startswith("--") else ""
-        if key in replaced:
-            raise ConfigError(f"{item.split('=', 1)[0]} is not a flag of the experiments: use {replaced[key]}")
+        if item.startswith("--") and flag_key(item) in REPLACED_FLAGS:
+            raise ConfigError(f"{item.split('=', 1)[0]} is not a flag of the experiments: "
+                              f"use {REPLACED_FLAGS[flag_key(item)]}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The data, the run folders and the length of every run are the experiments' own flags (one flag
     # per setting): --train-data/--val-data/--tokenizer, --out/--name, --steps/--budget.
     add_dataclass_arguments(parser, recipe_config("experiment"), "training options of every run (TrainConfig fields)",
-                            exclude=tuple(SWEEP_OWNED))
+                            exclude=SWEEP_OWNED)
     return parser
 
 

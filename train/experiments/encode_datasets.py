@@ -85,6 +85,5 @@ def run(out: str | Path) -> list[dict]:
             print(f"{case.name}: encoding {corpus}")
             rows.append(encode_split(tokenizer, case.name, corpus, folder))
             write_outputs(folder, rows)  # after every split: an interrupted run keeps what it finished
-    write_outputs(folder, rows)
     print(f"{len(rows)} splits encoded; table in {folder / 'encode_datasets.md'}")
     return rows

@@ -27,8 +27,8 @@ from pathlib import Path
 from tritonlm.train.config import TrainConfig
 from tritonlm.train.recipes import LEADERBOARD_CHOICES, LeaderboardConfig, leaderboard_recipe
 from tritonlm.train.presentation import format_duration, parse_duration
-from tritonlm.util.cli import (add_dataclass_arguments, apply_overrides, check_known_key, cli_main, flatten_fields,
-                               overrides_from_namespace)
+from tritonlm.util.cli import (add_dataclass_arguments, apply_overrides, check_known_key, cli_main, flag_key,
+                               flatten_fields, overrides_from_namespace)
 
 from .options import Job
 from .pipeline import run_leaderboard
@@ -86,7 +86,7 @@ def resolve_job(argv: list[str] | None = None) -> Job:
     known = {**flatten_fields(LeaderboardConfig()), **flatten_fields(TrainConfig())}
     for item in rest:  # name the closest known flags
         if item.startswith("--"):
-            check_known_key(item[2:].split("=", 1)[0].replace("-", "_"), known)
+            check_known_key(flag_key(item), known)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)} (options are --key=value; see --help)")
     overrides = overrides_from_namespace(args)

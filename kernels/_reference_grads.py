@@ -4,7 +4,10 @@ Letting autograd differentiate the references op by op keeps every intermediate 
 runs one extra pass per op (for softmax: max, subtract, exp, sum, divide, each with its own
 backward). These ``torch.autograd.Function``s compute the same values in float32 (float64 stays float64, for gradcheck) with in-place
 updates of their own temporaries, save only what the backward needs (mostly the inputs and the
-output, which autograd holds anyway), and apply the closed-form gradients:
+output, which autograd holds anyway), and apply the closed-form gradients. A forward never
+returns an alias of one of its intermediates (a tensor last written in place, or ``.to`` of its
+own dtype): under torch.compile, torch 2.11 routes the gradient of such an output to the wrong
+input (pytorch/pytorch#180642) and every gradient upstream of the op comes out wrong.
 
 * softmax: ``dx = y * (dy - sum(dy * y))``;
 * attention: ``dV = P^T dO``, ``dS = P * (dO V^T - rowsum(dO * O))``, ``dQ = dS K / sqrt(d)``,
@@ -39,6 +42,12 @@ def _owned_float(t: torch.Tensor) -> torch.Tensor:
     return t.clone() if t.dtype in _WIDE else t.float()
 
 
+def _returned(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype`` for a forward to return: ``t`` itself, never an alias made by ``.to``
+    (see the module docstring for the torch 2.11 bug that makes the difference)."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 def _grad_like(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``grad`` summed over broadcast dimensions down to ``like``'s shape, in ``like``'s dtype."""
     if grad.shape != like.shape:
@@ -48,17 +57,23 @@ def _grad_like(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def softmax_rows_(scores: torch.Tensor, dim: int) -> torch.Tensor:
     """Softmax over ``dim`` of the float32 tensor ``scores``, in place (max subtracted first)."""
-    scores.sub_(scores.amax(dim=dim, keepdim=True)).exp_()
-    return scores.div_(scores.sum(dim=dim, keepdim=True))
+    exp = _exp_shifted_(scores, dim)
+    return exp.div_(exp.sum(dim=dim, keepdim=True))
+
+
+def _exp_shifted_(scores: torch.Tensor, dim: int) -> torch.Tensor:
+    """``exp(scores - max)`` over ``dim``, in place: softmax before its normalisation."""
+    return scores.sub_(scores.amax(dim=dim, keepdim=True)).exp_()
 
 
 class SoftmaxFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, dim: int) -> torch.Tensor:
-        y = softmax_rows_(_owned_float(x), dim)
+        exp = _exp_shifted_(_owned_float(x), dim)
+        y = exp / exp.sum(dim=dim, keepdim=True)  # out of place: it is returned
         ctx.save_for_backward(y)
         ctx.dim = dim
-        return y.to(x.dtype)
+        return _returned(y, x.dtype)
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
@@ -86,7 +101,7 @@ class AttentionFunction(torch.autograd.Function):
             out = AttentionFunction._softmax_times_v(probs, vf, causal, mask)
         ctx.save_for_backward(q, k, v, probs, out)
         ctx.scale = scale
-        return out.to(q.dtype)
+        return _returned(out, q.dtype)
 
     @staticmethod
     def _softmax_times_v(probs, vf, causal: bool, mask: torch.Tensor | None) -> torch.Tensor:
@@ -157,9 +172,9 @@ class RMSNormFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
         xf = _float(x)
         rstd = xf.square().mean(dim=-1, keepdim=True).add_(eps).rsqrt_()  # (..., 1)
-        y = (xf * rstd).mul_(_float(weight))
+        y = (xf * rstd) * _float(weight)  # out of place: it is returned
         ctx.save_for_backward(x, weight, rstd)
-        return y.to(x.dtype)
+        return _returned(y, x.dtype)
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):

@@ -23,12 +23,16 @@ def silu(x: torch.Tensor) -> torch.Tensor:
 
 class _SiLUGate(torch.autograd.Function):
     """``silu(a) * b`` saving only ``a`` and ``b``, with the closed-form backward
-    ``da = g b s (1 + a (1 - s))``, ``db = g a s`` (s = sigmoid(a))."""
+    ``da = g b s (1 + a (1 - s))``, ``db = g a s`` (s = sigmoid(a)).
+
+    The forward returns a tensor made out of place: under torch.compile, torch 2.11 sends the
+    gradient of a Function's output that was last written in place to the wrong input
+    (pytorch/pytorch#180642), which silently corrupted every gradient below the FFN."""
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(a, b)
-        return torch.sigmoid(a).mul_(a).mul_(b)
+        return torch.sigmoid(a).mul_(a) * b
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

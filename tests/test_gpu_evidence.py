@@ -125,6 +125,9 @@ def test_smoke_trains_the_h100_recipe_and_runs_the_leaderboard(smoke_run):
     records = json.loads((out / "summary.json").read_text())["records"]
     measured = [r for r in records if r["kind"] == "throughput" and r.get("tokens_per_s")]
     assert any(r["kernels"] == "triton" and r["compiled"] for r in measured), measured
+    checks = {r["kernels"]: r for r in records if r["kind"] == "gradients"}
+    assert set(checks) == {"triton", "torch"} and all(c["agrees"] for c in checks.values()), checks
+    assert "Compiled gradients against eager ones" in (out / "report.md").read_text()
     run = next(r for r in records if r["kind"] == "run")
     assert run["status"] == "exit 0", (out / "leaderboard.log").read_text()[-2000:]
     assert run["report"]["preset"] == "h100" and math.isfinite(run["report"]["final_val_loss"])
@@ -417,3 +420,37 @@ def test_the_report_shows_failed_and_skipped_ops_and_failed_stages(tmp_path):
                  "op **rmsnorm** SKIPPED", "| training |", "**FAILED** | ZeroDivisionError", "**not timed**",
                  "### Warm-up", "Run in progress (or killed)"):
         assert text in report, text
+
+
+def test_the_gradient_check_catches_a_compiled_step_whose_gradients_are_wrong():
+    """What the training stage runs on each compiled variant: it passes a compiled copy of the
+    loss, and fails a loss whose gradients are scaled (as a misrouted gradient would be) or that
+    leaves a parameter without its gradient."""
+    from contextlib import nullcontext
+
+    from bench.gpu_evidence.training_stages import gradient_agreement
+    from tritonlm.model import TransformerLM
+    from tritonlm.model.presets import tiny
+    from tritonlm.train.step import LossModule
+
+    torch.manual_seed(0)
+    model = TransformerLM.from_config(tiny(vocab_size=61, context_length=12, d_model=16, num_layers=1, num_heads=2,
+                                           kernels="torch"))
+    ids = torch.randint(0, 61, (3, 13), generator=torch.Generator().manual_seed(1))
+    eager = LossModule(model, 0.0)
+    torch._dynamo.reset()
+    same = gradient_agreement(model, torch.compile(eager, backend="aot_eager"), eager, ids, nullcontext, 1e-4)
+    assert same["agrees"] and same["worst_relative_error"] < 1e-5 and same["parameters"] == len(list(model.parameters()))
+
+    doubled = gradient_agreement(model, lambda a, b: 2 * eager(a, b), eager, ids, nullcontext, 1e-4)
+    assert not doubled["agrees"] and doubled["worst_relative_error"] == pytest.approx(1.0, rel=1e-4)
+
+    def without_head_gradient(inputs, targets):
+        model.lm_head.weight.requires_grad_(False)
+        try:
+            return eager(inputs, targets)
+        finally:
+            model.lm_head.weight.requires_grad_(True)
+
+    missing = gradient_agreement(model, without_head_gradient, eager, ids, nullcontext, 1e-4)
+    assert not missing["agrees"] and missing["worst_parameter"] == "lm_head.weight"

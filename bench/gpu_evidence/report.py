@@ -143,6 +143,7 @@ def _training_section(ev: Evidence) -> list[str]:
         lines += [f"Batch {rows[0]['batch']} x context {rows[0]['context']}, {rows[0]['dtype']}, one step = forward, "
                   "backward, clipping, AdamW. MFU: model FLOPs (model.accounting) / dense bf16 peak.", ""]
     lines += _table(["kernels", "compiled", "tokens/s", "MFU", "step ms", "warm-up s", "note"], body)
+    lines += _gradient_lines(ev)
     profile = next(iter(ev.of("training", "profile")), None)
     if profile and profile.get("error"):
         lines += [f"The profile of the compiled Triton variant failed: `{profile['error']}`", ""]
@@ -150,6 +151,19 @@ def _training_section(ev: Evidence) -> list[str]:
         lines += ["Top kernels of the compiled Triton variant (torch.profiler, 3 steps):", "", "```",
                   profile["table"].rstrip(), "```", ""]
     return lines
+
+
+def _gradient_lines(ev: Evidence) -> list[str]:
+    checks = ev.of("training", "gradients")
+    if not checks:
+        return []
+    def sci(value):
+        return "-" if value is None else f"{value:.1e}"
+    body = [[c["kernels"], _fmt(c.get("agrees")), sci(c.get("worst_relative_error")), c.get("worst_parameter", ""),
+             sci(c.get("tolerance")), _cell(c.get("error", ""))] for c in checks]
+    return (["Compiled gradients against eager ones, same weights and batch (worst parameter, relative error "
+             "in norm):", ""]
+            + _table(["kernels", "agrees", "worst rel. error", "parameter", "tolerance", "error"], body))
 
 
 def _leaderboard_section(ev: Evidence) -> list[str]:

@@ -1,6 +1,10 @@
 """The last two stages: training throughput of the h100 preset model (reference vs Triton
 kernels, eager vs compiled) with a profile of the fastest variant, and a short leaderboard run.
 
+Each compiled variant's gradients are also compared with eager ones at the same weights and
+batch: a compiler bug that corrupts gradients (torch 2.11 had one, pytorch/pytorch#180642) leaves
+the loss and the throughput looking normal, so only this comparison shows it.
+
 Each variant is compiled afresh (Dynamo reset first) and warmed up (compilation, autotuning)
 before its timed steps; the warm-up seconds are recorded beside the step time. A variant, or the
 profile, that raises is recorded and the next one still runs. The leaderboard runs as a child
@@ -29,6 +33,9 @@ from .record import Evidence, error_fields
 
 # (kernels, compiled): the headline (Triton, compiled) first, so a short box still measures it.
 VARIANTS = (("triton", True), ("torch", True), ("triton", False), ("torch", False))
+# Worst relative error (per parameter, in norm) a compiled step's gradients may show against
+# eager ones: bf16 autocast rounds differently when ops are fused; a misrouted gradient is ~1.
+GRADIENT_TOLERANCE = {"bf16": 5e-2, "fp32": 1e-4}
 
 
 def _train_config(smoke: bool, kernels_backend: str, compiled: bool):
@@ -44,10 +51,13 @@ def _train_config(smoke: bool, kernels_backend: str, compiled: bool):
 
 
 def _step_fn(cfg, device: torch.device, smoke: bool):
+    """One training step of ``cfg`` as a closure, the model, and a closure that compares the
+    (compiled) loss's gradients with eager ones at the model's current weights."""
     model, optimizer = build_model_and_optimizer(cfg, device)
-    loss_fn = LossModule(model, cfg.z_loss)
+    eager_loss_fn = LossModule(model, cfg.z_loss)
+    loss_fn = eager_loss_fn
     if cfg.compile:
-        loss_fn = torch.compile(loss_fn, backend="aot_eager" if smoke else "inductor")
+        loss_fn = torch.compile(eager_loss_fn, backend="aot_eager" if smoke else "inductor")
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, cfg.model.vocab_size, (cfg.batch_size, cfg.model.context_length + 1), generator=gen)
     ids = ids.to(device)
@@ -61,7 +71,33 @@ def _step_fn(cfg, device: torch.device, smoke: bool):
         clip_grad_norm([p for p in model.parameters() if p.grad is not None], cfg.grad_clip)
         optimizer.step()
 
-    return step, model
+    def check_gradients() -> dict:
+        def autocast():
+            return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast)
+        return gradient_agreement(model, loss_fn, eager_loss_fn, ids, autocast, GRADIENT_TOLERANCE[cfg.dtype])
+
+    return step, model, check_gradients
+
+
+def gradient_agreement(model: torch.nn.Module, loss_fn, reference_fn, ids: torch.Tensor, autocast,
+                       tolerance: float) -> dict:
+    """The gradients of ``loss_fn`` against those of ``reference_fn`` (the same loss, eager) on one
+    batch at the model's current weights: per parameter ``|g - g_ref| / |g_ref|`` (norms), the
+    worst of them, and whether it is within ``tolerance`` (a parameter without a gradient fails)."""
+    grads = []
+    for fn in (loss_fn, reference_fn):
+        model.zero_grad(set_to_none=True)
+        with autocast():
+            loss = fn(ids[:, :-1], ids[:, 1:])
+        loss.backward()
+        grads.append({n: p.grad.detach().float().clone() for n, p in model.named_parameters() if p.grad is not None})
+    model.zero_grad(set_to_none=True)
+    got, want = grads
+    errors = {n: float((got[n] - g).norm() / g.norm().clamp_min(1e-30)) if n in got else float("inf")
+              for n, g in want.items()}
+    worst = max(errors, key=errors.get)
+    return {"worst_relative_error": errors[worst], "worst_parameter": worst, "parameters": len(errors),
+            "tolerance": tolerance, "agrees": errors[worst] <= tolerance}
 
 
 def _sync() -> None:
@@ -96,6 +132,14 @@ def _record_profile(ev: Evidence, step, label: dict) -> bool:
     return True
 
 
+def _record_gradients(ev: Evidence, check_gradients, label: dict) -> None:
+    """Compare the compiled variant's gradients with eager ones; a failure is recorded, not raised."""
+    try:
+        ev.add("training", "gradients", **label, **check_gradients())
+    except Exception as e:  # the throughput of the other variants still matters
+        ev.add("training", "gradients", **label, agrees=False, **error_fields(e))
+
+
 def throughput_stage(ev: Evidence, seconds: float, smoke: bool) -> None:
     clock = ev.stage("training", seconds)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -111,7 +155,7 @@ def throughput_stage(ev: Evidence, seconds: float, smoke: bool) -> None:
         cfg = _train_config(smoke, kernels_backend, compiled)
         torch._dynamo.reset()  # this variant's graphs only: no guards or recompiles left by the last one
         try:
-            step, model = _step_fn(cfg, device, smoke)
+            step, model, check_gradients = _step_fn(cfg, device, smoke)
             start = time.perf_counter()
             for _ in range(warmup):
                 step()
@@ -132,6 +176,8 @@ def throughput_stage(ev: Evidence, seconds: float, smoke: bool) -> None:
                warmup_seconds=round(warmup_s, 2), step_ms=step_s * 1e3, tokens_per_s=tokens / step_s,
                tflops=flops / step_s / 1e12, mfu=(flops / step_s / peak) if peak else None,
                parameters=model.num_parameters())
+        if compiled:
+            _record_gradients(ev, check_gradients, label)
         if kernels_backend == "triton" and compiled and not profiled and not clock.expired(reserve=reserve):
             profiled = _record_profile(ev, step, label)
         del step, model

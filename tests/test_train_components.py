@@ -217,3 +217,13 @@ def test_get_batch_rejects_unavailable_devices_and_short_data():
         get_batch(data, 2, 50, "cpu")
     with pytest.raises(ValueError, match="1-D"):
         get_batch(data.reshape(5, 10), 2, 4, "cpu")
+
+
+def test_resolve_device_takes_a_configs_auto_and_refuses_a_missing_gpu():
+    from tritonlm.train.data import DeviceUnavailable, resolve_device
+
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceUnavailable, match="use device='cpu'"):
+            resolve_device("cuda")

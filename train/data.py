@@ -53,7 +53,10 @@ def padded_vocab_size(vocab_size: int, multiple: int = 64) -> int:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``torch.device(device)``, raising a clear error when that device is not available here."""
+    """``torch.device(device)``, raising a clear error when that device is not available here;
+    ``"auto"`` (a training config's default) is the GPU when there is one, else the CPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda":
         if not torch.cuda.is_available():

@@ -24,7 +24,9 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
 Every run trains a small model for ``--budget`` of training time (or ``--steps`` steps) on
 ``--train-data`` (generated
 stories, a shared corpus name such as ``gutenberg``, or files) prepared exactly as the
-leaderboard does. ``--key=value`` overrides any training field of every run; ``--name`` keeps
+leaderboard does, and is then measured on every token of the validation set (``--val-bytes``
+sets its size). ``--seeds N`` runs every setting at N seeds; the table then gives each setting's
+mean, spread and range. ``--key=value`` overrides any training field of every run; ``--name`` keeps
 two sweeps of one kind apart (``--name ablations-lr3e-3``). A crashed or
 diverged run is recorded and the sweep goes on; running the same command again resumes it.
 """
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -47,6 +50,7 @@ from tritonlm.train.data import padded_vocab_size
 from tritonlm.train.leaderboard.data import prepare_data
 from tritonlm.train.presentation import markdown_table, parse_duration
 from tritonlm.util.atomic import write_text_atomic
+from tritonlm.train.experiments.seeds import headline_loss, with_seeds
 from tritonlm.train.experiments.sweep import RunSpec, Sweep, run_sweep
 
 SWEEP_KINDS = ("lr-sweep", "batch-size", "ablations")
@@ -95,18 +99,22 @@ def batch_size_runs(values: list[str] | None, base: TrainConfig, tokens: int | N
 
 
 def best_rate_per_batch_size(results: list[dict]) -> str:
-    """A Markdown table: for each batch size, the learning rate with the lowest final val loss."""
-    best: dict[int, dict] = {}
+    """A Markdown table: for each batch size, the learning rate with the lowest val loss (the
+    whole-set loss where measured), averaged over the seeds that completed."""
+    by_setting: dict[tuple[int, float], list[dict]] = {}
     for r in results:
-        if r["status"] != "completed" or r.get("final_val_loss") is None:
-            continue
-        b = r["overrides"]["batch_size"]
-        if b not in best or r["final_val_loss"] < best[b]["final_val_loss"]:
-            best[b] = r
-    rows = [{"batch": b, "max_lr": best[b]["overrides"]["max_lr"], "final_val_loss": best[b]["final_val_loss"],
-             "steps": best[b]["steps"], "tokens_per_s": best[b]["tokens_per_s"]} for b in sorted(best)]
-    return markdown_table(rows, ["batch", "max_lr", "final_val_loss", "steps", "tokens_per_s"],
-                          ["batch", "best max_lr", "final val loss", "steps", "tokens/s"])
+        if r["status"] == "completed" and headline_loss(r) is not None:
+            by_setting.setdefault((r["overrides"]["batch_size"], r["overrides"]["max_lr"]), []).append(r)
+    best: dict[int, dict] = {}
+    for (b, lr), runs in by_setting.items():
+        row = {"batch": b, "max_lr": lr, "val_loss": statistics.fmean(headline_loss(r) for r in runs),
+               "seeds": len(runs), "steps": runs[0]["steps"],
+               "tokens_per_s": statistics.median(r["tokens_per_s"] for r in runs if r.get("tokens_per_s"))
+               if any(r.get("tokens_per_s") for r in runs) else None}
+        if b not in best or row["val_loss"] < best[b]["val_loss"]:
+            best[b] = row
+    return markdown_table([best[b] for b in sorted(best)], ["batch", "max_lr", "val_loss", "seeds", "steps", "tokens_per_s"],
+                          ["batch", "best max_lr", "val loss (mean over seeds)", "seeds", "steps", "tokens/s"])
 
 
 def default_batch_sizes(base: TrainConfig) -> list[int]:
@@ -148,10 +156,11 @@ def build_sweep(kind: str, args: argparse.Namespace, base: TrainConfig) -> Sweep
         length = f"{args.tokens:,} tokens each"
     else:
         length = f"{base.max_iters} steps each"
-    title = f"{titles[kind]} ({args.train_data or 'stories'}, {length})"
+    seeds = f", {args.seeds} seeds" if args.seeds > 1 else ""
+    title = f"{titles[kind]} ({args.train_data or 'stories'}, {length}{seeds})"
     name = args.name or kind
-    return Sweep(title, Path(args.out) / name, base, runs, plot_name=f"{name}.png", table_name=f"{name}.md",
-                 x_axis="minutes" if base.budget_seconds else "tokens")
+    return Sweep(title, Path(args.out) / name, base, with_seeds(runs, args.seeds, base.seed), plot_name=f"{name}.png",
+                 table_name=f"{name}.md", x_axis="minutes" if base.budget_seconds else "tokens", final_eval=True)
 
 
 def experiment_config(steps: int | None, budget_seconds: float | None) -> TrainConfig:
@@ -204,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=150, help="optimizer steps per run (default 150)")
     parser.add_argument("--budget", default=None,
                         help="training time per run instead of --steps (default for batch-size: 40s)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="sweeps: run every setting at N seeds (--seed and the next ones) and report mean and spread (default 1)")
     parser.add_argument("--values", default=None, help="comma-separated run values (learning rates, batch sizes, ablation names)")
     parser.add_argument("--out", default="runs/experiments", help="sweep folder (default runs/experiments)")
     parser.add_argument("--name", default=None,

@@ -68,7 +68,10 @@ def link_tables(markdown: str, target: str, spec: TableSpec) -> str:
 
 
 SWEEP_COLUMNS: Columns = {"best val loss": "best_val_loss", "final val loss": "final_val_loss",
+                          "val loss, whole val set": "full_val_loss", "val tokens": "full_val_tokens",
                           "tokens/s": "tokens_per_s", "tokens": "tokens", "steps": "steps"}
+SEED_GROUP_COLUMNS: Columns = {"mean val loss": "mean", "std": "std", "min": "min", "max": "max",
+                               "mean − best mean": "gap_to_best"}
 BPE_SCALE_COLUMNS: Columns = {
     "MB": "corpus_bytes*1e-6", "vocab": "vocab_size", "wall s": "wall_s", "pre-tokenise s": "times/pretokenise_s",
     "merge s": "times/merge_s", "peak RSS, process tree (MB)": "peak_tree_rss_mb",
@@ -89,6 +92,11 @@ SAMPLING_COLUMNS: Columns = {"known words": "known_words", "repeated word 4-gram
 def sweep_tables(k: int) -> tuple[str, Columns] | None:
     """A sweep's table of runs (the first); a summary table after it is not row-aligned."""
     return ("/results", SWEEP_COLUMNS) if k == 0 else None
+
+
+def seeded_sweep_tables(k: int) -> tuple[str, Columns] | None:
+    """A sweep run at several seeds: each setting's mean and spread first, then every run."""
+    return {0: ("/groups", SEED_GROUP_COLUMNS), 1: ("/results", SWEEP_COLUMNS)}.get(k)
 
 
 def bpe_scale_tables(k: int) -> tuple[str, Columns]:

@@ -5,8 +5,9 @@ runs, the sweeps, the tokenizer experiments, the sampling grid) into ``--root`` 
 ``runs/regen``), then collects them into ``docs/results`` and renders the page, so every figure
 there carries the same commit, library versions and machine. It refuses a working tree with
 uncommitted changes (the results would name a commit that did not produce them). A step whose
-output already exists is skipped, so an interrupted regeneration resumes where it stopped; on
-the 2-core development CPU the whole list takes about 1.75 hours.
+output already exists is skipped, so an interrupted regeneration resumes where it stopped (a
+sweep resumes inside itself too, run by run). On the 2-core development CPU the single-seed list
+takes about 1.75 hours and the three-seed sweeps several hours more; ``--only`` picks steps.
 """
 
 from __future__ import annotations
@@ -67,6 +68,15 @@ STEPS = (
     _sweep("ablations-lr3e-3", "ablations", "--steps", "300", "--max_lr=3e-3", "--min_lr=3e-4"),
     Step("sampling", "train.experiments", ("sampling", "--train-data", "gutenberg", "--run", "{root}/lb-cpu-gutenberg-10m",
                                            "--out", "{root}"), "sampling.json"),
+    # The same questions with the power to answer them: three seeds, about 1M tokens per run (a
+    # quarter of that per batch-size run, each size at three rates), and every run's loss
+    # measured on the first 4 MB of the validation text (about 1.2M tokens), not 8 batches.
+    _sweep("lr-sweep-3seeds", "lr-sweep", "--steps", "1000", "--seeds", "3", "--values", "1e-3,3e-3,1e-2,3e-2,1e-1,1",
+           "--val-bytes", "4000000"),
+    _sweep("ablations-3seeds", "ablations", "--steps", "1000", "--seeds", "3", "--max_lr=3e-3", "--min_lr=3e-4",
+           "--val-bytes", "4000000"),
+    _sweep("batch-size-equal-tokens-3seeds", "batch-size", "--tokens", "307200", "--values", "1,4,16,64,128",
+           "--lrs", "1e-3,3e-3,1e-2", "--seeds", "3", "--val-bytes", "4000000"),
 )
 
 

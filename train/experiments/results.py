@@ -20,7 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from tritonlm.train.experiments.figure_links import TABLE_LINKS, link, link_number, link_tables, sweep_tables
+from tritonlm.train.experiments.figure_links import (TABLE_LINKS, link, link_number, link_tables, seeded_sweep_tables,
+                                                     sweep_tables)
 from tritonlm.train.presentation import fmt, format_duration, markdown_table
 from tritonlm.train.run_folder import RunFolder
 from tritonlm.util.atomic import write_text_atomic
@@ -182,7 +183,8 @@ def sweep_section(results_dir: Path, rel: str) -> list[str]:
         name = path.parent.name
         table_path = path.parent / f"{name}.md"
         table = table_path.read_text() if table_path.exists() else ""
-        table = table.replace(f"]({name}.png)", f"]({rel}/{name}/{name}.png)").replace("## ", "### ", 1)
+        table = re.sub(r"^(#+) ", r"#\1 ", table.replace(f"]({name}.png)", f"]({rel}/{name}/{name}.png)"),
+                       flags=re.M)  # one level down: the page's own sections are "##"
         sweeps.append((name, json.loads(path.read_text()), table))
     titles = [table.splitlines()[0] if table else "" for _, _, table in sweeps]
     parts = []
@@ -190,7 +192,8 @@ def sweep_section(results_dir: Path, rel: str) -> list[str]:
         target = f"{rel}/{name}/results.json"
         if title and titles.count(title) > 1:  # sweeps of one kind: the folder tells them apart
             table = table.replace(title, f"{title}: `{name}`", 1)
-        parts += [link_tables(table, target, sweep_tables).strip(), "",
+        spec = seeded_sweep_tables if "groups" in data else sweep_tables
+        parts += [link_tables(table, target, spec).strip(), "",
                   f"`{module_command(data.get('metadata', {}))}`", "", sweep_caption(data, target), ""]
     return ["## Experiments", "", *parts] if parts else []
 

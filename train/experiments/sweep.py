@@ -11,8 +11,12 @@ When it ends, its outcome is written to ``<name>/result.json``:
 None of these stops the sweep. Run again after an interruption (Ctrl-C, a killed job) and the
 sweep resumes: runs with a ``result.json`` are skipped, a run with a checkpoint but no result
 continues from its checkpoint (``--resume``; a budgeted run keeps its spent training time), and
-the others start afresh. The sweep ends with one overlay plot (validation loss against
-minutes) and a Markdown table, both regenerated from the result files.
+the others start afresh. With ``final_eval`` each completed run is then measured on every
+token of the validation set (the periodic evaluations see a few batches only), and that loss is
+the one its table reports. The sweep ends with one overlay plot (validation loss against minutes
+or tokens) and a Markdown table, both regenerated from the result files; a sweep whose settings
+run at several seeds (``train.experiments.seeds``) adds the mean and spread of each setting and
+plots each setting's mean curve.
 """
 
 from __future__ import annotations
@@ -33,11 +37,14 @@ from tritonlm.util.runinfo import run_metadata
 from tritonlm.train.presentation import markdown_table, plot_overlay, val_curve
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.cli import Interrupted
+from tritonlm.train.experiments.seeds import groups_table, mean_curves, seed_groups
 
 RESULT_FILE = "result.json"
 STATUSES = ("completed", "diverged", "crashed")
 COLUMNS = ["label", "status", "best_val_loss", "final_val_loss", "tokens_per_s", "tokens", "steps", "note"]
 HEADERS = ["run", "status", "best val loss", "final val loss", "tokens/s", "tokens", "steps", "note"]
+# with a final evaluation on the whole validation set, after the final (periodic) val loss
+FULL_EVAL_COLUMNS = {"full_val_loss": "val loss, whole val set", "full_val_tokens": "val tokens"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class RunSpec:
     name: str
     label: str
     overrides: dict = field(default_factory=dict)  # dotted TrainConfig keys -> values
+    group: str = ""  # the setting it repeats at another seed (its label when empty)
 
 
 @dataclass
@@ -58,6 +66,8 @@ class Sweep:
     plot_name: str = "overlay.png"
     table_name: str = "table.md"
     x_axis: str = "minutes"  # overlay x axis: "minutes" (training time) or "tokens" (seen, millions)
+    final_eval: bool = False  # measure each completed run on every validation token
+    eval_batch_size: int = 64  # sequences per batch of that final evaluation
 
     def run_dir(self, spec: RunSpec) -> Path:
         return self.out_dir / "runs" / spec.name
@@ -83,7 +93,9 @@ def run_sweep(sweep: Sweep, trainer: Trainer = default_trainer) -> list[dict]:
         existing = read_result(run_dir)
         check_same_config(sweep, spec, existing, run_dir)
         if existing is not None:
-            existing = reclassify(existing, run_dir)
+            # named as this sweep names it (a one-seed sweep grown to more seeds relabels its runs)
+            existing = {**existing, "label": spec.label, "group": spec.group or spec.label}
+            existing = with_final_eval(sweep, spec, reclassify(existing, run_dir))
             print(f"[{i}/{len(sweep.runs)}] {spec.label}: already {existing['status']}, skipped")
             results.append(existing)
             continue
@@ -142,6 +154,24 @@ def execute_run(sweep: Sweep, spec: RunSpec, resume: bool, trainer: Trainer) -> 
     except Exception:  # noqa: BLE001 - the config itself was the crash
         result["config"] = None
     write_json_atomic(run_dir / RESULT_FILE, result)
+    return with_final_eval(sweep, spec, result)
+
+
+def with_final_eval(sweep: Sweep, spec: RunSpec, result: dict) -> dict:
+    """``result`` with its loss on every validation token (measured once, then kept in
+    result.json), when the sweep asks for it and the run completed."""
+    if not sweep.final_eval or result["status"] != "completed" or result.get("full_val_loss") is not None:
+        return result
+    from tritonlm.tokenizer.tokenfile import open_tokens
+    from tritonlm.train.leaderboard.evaluate import evaluate_full
+    from tritonlm.train.run_folder import load_model
+
+    cfg = apply_overrides(sweep.base, spec.overrides)
+    model = load_model(sweep.run_dir(spec), cfg.device, cfg.model.kernels)
+    tokens, _ = open_tokens(cfg.val_data)
+    final = evaluate_full(model, tokens, cfg, sweep.eval_batch_size, next(model.parameters()).device)
+    result = {**result, "full_val_loss": final["val_loss"], "full_val_tokens": final["val_tokens"]}
+    write_json_atomic(sweep.run_dir(spec) / RESULT_FILE, result)
     return result
 
 
@@ -154,7 +184,8 @@ def summarise_run(spec: RunSpec, run_dir: Path, summary: dict, status: str, note
         blow_up = divergence_note(losses, train_losses)
         status, note = ("diverged", blow_up) if blow_up else (status, note)
     return {
-        "name": spec.name, "label": spec.label, "overrides": spec.overrides, "status": status,
+        "name": spec.name, "label": spec.label, "group": spec.group or spec.label, "overrides": spec.overrides,
+        "status": status,
         "best_val_loss": min(finite) if finite else None,
         "final_val_loss": losses[-1] if losses else None,
         "tokens_per_s": summary.get("tokens_per_s") or _tokens_per_s(metrics),
@@ -210,17 +241,35 @@ def read_result(run_dir: Path) -> dict | None:
 
 def write_sweep_outputs(sweep: Sweep, results: list[dict]) -> tuple[Path, Path]:
     """The overlay plot and the Markdown table (plus results.json) of a sweep."""
-    curves = {}
+    repeated = len({spec.group or spec.label for spec in sweep.runs}) < len(sweep.runs)
+    curves, groups = {}, {}
     for spec, result in zip(sweep.runs, results):
         metrics = read_metrics(RunFolder(sweep.run_dir(spec)).metrics)
         x, y = val_curve([m for m in metrics if m.get("kind") == "val"], sweep.x_axis)
         tag = "" if result["status"] == "completed" else f" ({result['status']})"
         curves[f"{spec.label}{tag}"] = (x, y)
+        groups[f"{spec.label}{tag}"] = spec.group or spec.label
     xlabel = "training minutes" if sweep.x_axis == "minutes" else "tokens seen (millions)"
-    plot = plot_overlay(curves, sweep.out_dir / sweep.plot_name, sweep.title, xlabel=xlabel)
-    table = markdown_table(results, COLUMNS, HEADERS)
-    write_text_atomic(sweep.out_dir / sweep.table_name, f"## {sweep.title}\n\n{table}\n\n![{sweep.title}]({sweep.plot_name})\n")
-    write_json_atomic(sweep.out_dir / "results.json", {"title": sweep.title, "base": dataclasses.asdict(sweep.base),
-                                                      "results": [{k: v for k, v in r.items() if k != "config"} for r in results],
-                                                      "metadata": run_metadata()})
+    plot = plot_overlay(mean_curves(curves, groups) if repeated else curves, sweep.out_dir / sweep.plot_name,
+                        sweep.title, xlabel=xlabel)
+    columns, headers = run_columns(sweep)
+    text = f"## {sweep.title}\n\n"
+    if repeated:
+        text += f"### Each setting over its seeds\n\n{groups_table(results)}\n\n### Every run\n\n"
+    text += f"{markdown_table(results, columns, headers)}\n\n![{sweep.title}]({sweep.plot_name})\n"
+    write_text_atomic(sweep.out_dir / sweep.table_name, text)
+    summary = {"title": sweep.title, "base": dataclasses.asdict(sweep.base),
+               "results": [{k: v for k, v in r.items() if k != "config"} for r in results]}
+    if repeated:
+        summary["groups"] = seed_groups(results)
+    write_json_atomic(sweep.out_dir / "results.json", {**summary, "metadata": run_metadata()})
     return plot, sweep.out_dir / sweep.table_name
+
+
+def run_columns(sweep: Sweep) -> tuple[list[str], list[str]]:
+    """The per-run table's columns and headers (the whole-validation-set loss when measured)."""
+    if not sweep.final_eval:
+        return COLUMNS, HEADERS
+    at = COLUMNS.index("final_val_loss") + 1
+    return ([*COLUMNS[:at], *FULL_EVAL_COLUMNS, *COLUMNS[at:]],
+            [*HEADERS[:at], *FULL_EVAL_COLUMNS.values(), *HEADERS[at:]])

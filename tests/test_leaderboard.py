@@ -168,3 +168,18 @@ def test_tiny_end_to_end_run_on_generated_stories(tmp_path, monkeypatch):
     # A second run reuses the cached tokenizer and token files.
     assert sorted(p.name for p in (tmp_path / "cache" / "leaderboard" / "tokenizers").iterdir()) == [
         __import__("pathlib").Path(report["data"]["tokenizer_dir"]).name]
+
+
+def test_a_run_measured_in_steps_instead_of_time(tmp_path, byte_tokens, capsys):
+    """``--budget_seconds=none --max_iters=N`` (what the handout recipes do): the schedule follows
+    the steps, the run takes exactly N of them, and the plan and report say so."""
+    train, val = byte_tokens
+    args = ["--train-data", str(train), "--val-data", str(val), "--budget_seconds=none", "--max_iters=7",
+            "--out", str(tmp_path / "run"), *TINY_MODEL, "--eval_interval=3"]
+    assert main([*args, "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "; 7 steps; run folder" in plan and f"7 steps = {7 * 8 * 32:.3g} tokens" in plan
+    assert main(args) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert (report["steps"], report["tokens_seen"], report["budget_seconds"], report["max_iters"]) == (7, 7 * 8 * 32, None, 7)
+    assert re.search(r"\| training time / length \| \d+m\d\ds / 7 steps \|", (tmp_path / "run" / "report.md").read_text())

@@ -13,12 +13,13 @@ from tritonlm.train.recipes import (LEADERBOARD_CHOICES, RECIPES, LeaderboardCon
 
 
 def test_the_registry_lists_every_recipe_and_each_is_typed():
-    assert list(RECIPES) == ["tiny", "gutenberg-cpu", "tinystories", "cpu", "cpu-plain", "h100", "experiment"]
+    assert list(RECIPES) == ["tiny", "gutenberg-cpu", "tinystories", "cpu", "cpu-plain", "h100", "experiment",
+                             "handout-tinystories", "handout-owt"]
     for name, recipe in RECIPES.items():
         assert isinstance(recipe, Recipe) and recipe.name == name and recipe.description
         assert isinstance(recipe.train, TrainConfig)
         assert recipe.leaderboard is None or isinstance(recipe.leaderboard, LeaderboardConfig)
-    assert LEADERBOARD_CHOICES == ("auto", "cpu", "cpu-plain", "h100")
+    assert LEADERBOARD_CHOICES == ("auto", "cpu", "cpu-plain", "h100", "handout-tinystories", "handout-owt")
 
 
 def test_a_recipe_gives_a_fresh_config_each_time():
@@ -29,9 +30,10 @@ def test_a_recipe_gives_a_fresh_config_each_time():
 
 def test_unknown_names_give_a_clear_error_naming_the_choices():
     with pytest.raises(ValueError, match="unknown preset 'nope'; choose one of tiny, gutenberg-cpu, tinystories, "
-                                         "cpu, cpu-plain, h100, experiment"):
+                                         "cpu, cpu-plain, h100, experiment, handout-tinystories, handout-owt"):
         get_recipe("nope")
-    with pytest.raises(ValueError, match="unknown preset 'tiny'; choose one of auto, cpu, cpu-plain, h100"):
+    with pytest.raises(ValueError, match="unknown preset 'tiny'; choose one of auto, cpu, cpu-plain, h100, "
+                                         "handout-tinystories, handout-owt"):
         leaderboard_recipe("tiny")
     assert leaderboard_recipe("cpu") is RECIPES["cpu"]
 
@@ -52,3 +54,15 @@ def test_the_plain_recipe_is_the_speedrun_baseline_and_differs_from_cpu_only_in_
     assert RECIPES["cpu-plain"].leaderboard == RECIPES["cpu"].leaderboard  # the same data, the same tokenizer
     shape = ("vocab_size", "context_length", "d_model", "num_layers", "num_heads")
     assert [getattr(plain.model, f) for f in shape] == [getattr(cpu.model, f) for f in shape]
+
+
+def test_the_handout_recipes_have_the_handouts_shape_and_its_40m_token_goal():
+    """CS336 assignment 1's TinyStories model (and its OpenWebText vocabulary), trained for a
+    number of steps, not a time budget, so a resumed or shared run trains alike."""
+    for name, vocab in (("handout-tinystories", 10_000), ("handout-owt", 32_000)):
+        recipe = RECIPES[name]
+        m, t = recipe.train.model, recipe.train
+        assert (m.vocab_size, m.context_length, m.d_model, m.d_ff, m.num_layers, m.num_heads) == (
+            vocab, 256, 512, 1344, 4, 16)
+        assert recipe.leaderboard.vocab_size == vocab and t.budget_seconds is None
+        assert 40_000_000 <= t.max_iters * t.tokens_per_step_per_rank < 40_000_000 + t.tokens_per_step_per_rank

@@ -39,6 +39,14 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+def run_length(budget_seconds: float | None, max_iters: int | None) -> str:
+    """How long a run trains, as its config says: a time budget, a number of steps, or both
+    (it stops at whichever comes first)."""
+    parts = ([f"{format_duration(budget_seconds)} of training"] if budget_seconds else []) + (
+        [f"{max_iters:,} steps"] if max_iters else [])
+    return " or ".join(parts) or "no limit"
+
+
 def peak_flops(device_name: str) -> float | None:
     """The dense bf16 peak of a known GPU, or None (CPU or an unknown device: no MFU)."""
     peaks = device_peaks(device_name)

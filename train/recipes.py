@@ -144,7 +144,37 @@ EXPERIMENT = Recipe(
                 eval_iters=8, log_interval=5, checkpoint_interval=50, progress=False, seed=0),
 )
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in (TINY, GUTENBERG_CPU, TINYSTORIES, CPU, CPU_PLAIN, H100, EXPERIMENT)}
+# The handout's TinyStories model (vocab 10k, context 256, 4 layers x 512, d_ff 1,344, 16 heads)
+# towards its low-resource goal of 40M tokens: 4,883 steps of 32 x 256 tokens, a cosine schedule
+# laid over those steps (not over time, so a run shared with other work, or resumed across days,
+# trains the same), with the cpu recipe's bf16 autocast and torch.compile. Its data: a 10k BPE
+# trained on 20 MB of the generated stories, 170 MB of them to train on (one pass, ~41M tokens)
+# and 4 MB (~1M tokens) to validate on, whose entropy floor is known. Hours on 2 CPU cores;
+# ``--resume`` continues it.
+HANDOUT_TINYSTORIES = Recipe(
+    "handout-tinystories", "the handout's TinyStories model (10k vocab, 256 context, 4 x 512) towards its "
+    "40M-token goal on the generated stories: hours on a CPU, resumable",
+    TrainConfig(model=shapes.tinystories(kernels="torch"), batch_size=32, max_iters=4_883, budget_seconds=None,
+                schedule="cosine", max_lr=2e-3, min_lr=2e-4, warmup_fraction=0.02, weight_decay=0.1,
+                eval_interval=250, eval_iters=8, log_interval=20, checkpoint_interval=250,
+                dtype="bf16", compile=True, progress=True),
+    LeaderboardConfig(vocab_size=10_000, tokenizer_train_bytes=20_000_000, story_train_bytes=170_000_000,
+                      story_val_bytes=4_000_000, eval_batch_size=32, num_samples=4, sample_tokens=256),
+)
+
+# The handout's OpenWebText analogue: the same model and length at vocab 32k, for web text
+# (``--train-data imdb``: the reviews are the web text here), the first 4 MB of the test split
+# as validation.
+HANDOUT_OWT = Recipe(
+    "handout-owt", "the handout's OpenWebText model (the TinyStories shape at vocab 32k) towards 40M tokens of "
+    "web text (--train-data imdb): hours on a CPU, resumable",
+    dataclasses.replace(HANDOUT_TINYSTORIES.train, model=shapes.tinystories(vocab_size=32_000, kernels="torch")),
+    LeaderboardConfig(vocab_size=32_000, tokenizer_train_bytes=20_000_000, train_bytes=0, val_bytes=4_000_000,
+                      eval_batch_size=32, num_samples=4, sample_tokens=256),
+)
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (TINY, GUTENBERG_CPU, TINYSTORIES, CPU, CPU_PLAIN, H100, EXPERIMENT,
+                                                  HANDOUT_TINYSTORIES, HANDOUT_OWT)}
 #: What ``python -m train.leaderboard --preset`` takes: ``auto`` (h100 on CUDA, else cpu) and
 #: every recipe with leaderboard options.
 LEADERBOARD_CHOICES = ("auto", *(name for name, r in RECIPES.items() if r.leaderboard is not None))

@@ -17,7 +17,7 @@ from tritonlm.train.config import TrainConfig
 from tritonlm.train.data import padded_vocab_size
 from tritonlm.train.loop import run_training
 from tritonlm.train.metrics_log import read_metrics
-from tritonlm.train.presentation import format_duration
+from tritonlm.train.presentation import run_length
 from tritonlm.train.run_folder import RunFolder, load_model
 from tritonlm.util.cli import Interrupted, apply_overrides
 
@@ -41,7 +41,7 @@ def run_leaderboard(job: Job) -> dict:
     train = training_config(job, data)
     prepare_seconds = time.perf_counter() - start
     # 4. training within the budget (checkpointed; a signal stops it resumably)
-    print(f"training {job.preset} preset for {format_duration(train.budget_seconds)} -> {job.out_dir}")
+    print(f"training {job.preset} preset for {run_length(train.budget_seconds, train.max_iters)} -> {job.out_dir}")
     summary = run_training(train)
     if summary.get("status") == "interrupted":
         raise TrainingInterrupted(f"training was interrupted; a checkpoint is in {job.out_dir}: continue with "

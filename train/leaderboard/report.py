@@ -8,7 +8,7 @@ import os
 from typing import Sequence
 
 from tritonlm.train.presentation import (flat_items, format_duration, markdown_table, model_flops_utilization, peak_flops,
-                             plot_val_loss_vs_minutes)
+                                         plot_val_loss_vs_minutes, run_length)
 from tritonlm.train.run_folder import RunFolder
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 
@@ -47,15 +47,19 @@ def compute_plan(train_config) -> dict:
 def describe_plan(job, assumed_mfu: float = 0.4, device_name: str = "H100 SXM") -> str:
     """What ``--dry-run`` prints: the resolved options and the accounting behind the sizing."""
     plan = compute_plan(job.train)
-    budget = job.train.budget_seconds
-    lines = [f"preset {job.preset}; budget {format_duration(budget)}; run folder {job.out_dir}", ""]
+    budget, steps = job.train.budget_seconds, job.train.max_iters
+    lines = [f"preset {job.preset}; {run_length(budget, steps)}; run folder {job.out_dir}", ""]
     lines += [f"  {k} = {v!r}" for k, v in flat_items(_as_dict(job.options))]
     lines += [f"  {k} = {v!r}" for k, v in flat_items(job.train.to_dict())]
     lines += ["", f"parameters {plan['parameters']:,} ({plan['non_embedding_parameters']:,} non-embedding)",
               f"training FLOPs per token {plan['train_flops_per_token']:.3g} (forward + backward, model.accounting)",
               f"tokens per optimizer step {plan['tokens_per_step']:,}"]
     peak = peak_flops(device_name)
-    if peak:
+    if steps and not budget:
+        tokens = steps * plan["tokens_per_step"]
+        lines += [f"{steps:,} steps = {tokens:.3g} tokens = {tokens / plan['parameters']:.1f} tokens per parameter "
+                  "(compute-optimal is about 20)"]
+    elif peak:
         tokens_per_s = assumed_mfu * peak / plan["train_flops_per_token"]
         tokens = tokens_per_s * budget
         lines += [f"at {assumed_mfu:.0%} MFU on an {device_name} ({peak / 1e12:.0f} TFLOP/s bf16 dense): "
@@ -97,6 +101,7 @@ def build_report(job, train, data, summary: dict, final: dict, entropy: float, s
         "tokens_seen": summary.get("tokens"),
         "steps": summary.get("steps"),
         "budget_seconds": train.budget_seconds,
+        "max_iters": train.max_iters,
         "training_seconds": summary.get("train_seconds"),
         "tokens_per_second": tokens_per_s,
         "mfu": model_flops_utilization(plan["train_flops_per_token"], tokens_per_s, metadata["device"]) if on_gpu else None,
@@ -124,7 +129,8 @@ def render_report(report: dict) -> str:
         {"what": "validation tokens evaluated", "value": report["val_tokens"]},
         {"what": "tokens seen in training", "value": report["tokens_seen"]},
         {"what": "optimizer steps", "value": report["steps"]},
-        {"what": "training time / budget", "value": f"{format_duration(report['training_seconds'] or 0)} / {format_duration(report['budget_seconds'])}"},
+        {"what": "training time / length", "value": f"{format_duration(report['training_seconds'] or 0)} / "
+                                                   f"{run_length(report['budget_seconds'], report.get('max_iters'))}"},
         {"what": "whole command wall-clock", "value": format_duration(timings["total"])},
         {"what": "throughput (tokens/s)", "value": report["tokens_per_second"]},
         {"what": "MFU (model FLOPs / bf16 peak)", "value": f"{report['mfu']:.1%}" if report["mfu"] else "— (no GPU)"},

@@ -40,3 +40,32 @@ def test_compression_is_total_bytes_over_total_tokens_of_the_documents(tmp_path)
     assert toy["tokens"] == sum(len(bpe.encode(d)) for d in samples["toy"])
     assert toy["bytes_per_token"] > 1.5  # the merges learnt on these documents compress them
     assert toy["min_doc_bytes_per_token"] <= toy["bytes_per_token"] <= toy["max_doc_bytes_per_token"]
+
+
+def test_the_tokenizers_experiment_reads_the_bpe_scale_tokenizers_without_rewriting_that_experiment(tmp_path,
+                                                                                                     monkeypatch):
+    """Run after bpe-scale, the tokenizers experiment loads its vocabularies and leaves its
+    results (and the command recorded in them) alone; it trains them only when they are missing."""
+    from tritonlm.train.experiments import bpe_scale
+    from tritonlm.train.experiments.tokenizers import assignment_tokenizers
+
+    text, _ = _corpus(30)
+    (tmp_path / "train.txt").write_text(text, encoding="utf-8")
+
+    def train_cases(out_dir):  # what bpe_scale.run leaves behind: one tokenizer folder per case
+        calls.append(out_dir)
+        for n, case in enumerate(bpe_scale.CASES):
+            Tokenizer(*train_bpe(tmp_path / "train.txt", 270 + 10 * n, [END_OF_TEXT]), [END_OF_TEXT]).save(
+                out_dir / "bpe-scale" / case.name)
+
+    calls = []
+    train_cases(tmp_path)
+    record = tmp_path / "bpe-scale" / "bpe_scale.json"
+    record.write_text('{"metadata": {"command": "python -m train.experiments bpe-scale"}}')
+    monkeypatch.setattr(bpe_scale, "run", train_cases)
+    tokenizers, _ = assignment_tokenizers(tmp_path)
+    assert calls == [tmp_path] and record.read_text() == '{"metadata": {"command": "python -m train.experiments bpe-scale"}}'
+    assert [len(tokenizers[f"{case.name} (all)"].vocab) for case in bpe_scale.CASES] == [270, 280]
+    (tmp_path / "bpe-scale" / bpe_scale.CASES[1].name / "merges.txt").unlink()
+    assignment_tokenizers(tmp_path)
+    assert calls == [tmp_path, tmp_path]  # a missing tokenizer is trained by that experiment

@@ -120,15 +120,18 @@ def sampled_documents(count: int = 10, seed: int = 0) -> tuple[dict[str, list[st
 
 
 def assignment_tokenizers(out_dir: Path) -> tuple[dict, list[str]]:
-    """The bpe-scale tokenizers (trained now unless that experiment already ran) and GPT-2's."""
+    """The bpe-scale tokenizers (trained now unless that experiment already ran: its outputs are
+    then read, never rewritten under this experiment's name) and GPT-2's."""
     from tritonlm.tokenizer import Tokenizer
     from tritonlm.train.experiments import bpe_scale
 
     tokenizers, notes = {}, []
+    folders = {case.name: out_dir / "bpe-scale" / case.name for case in bpe_scale.CASES}
     try:
-        bpe_scale.run(out_dir)
+        if not all((f / "vocab.json").is_file() and (f / "merges.txt").is_file() for f in folders.values()):
+            bpe_scale.run(out_dir)  # that experiment trains them (and writes its own outputs)
         for case in bpe_scale.CASES:
-            folder = out_dir / "bpe-scale" / case.name
+            folder = folders[case.name]
             tokenizers[f"{case.name} (all)"] = Tokenizer.from_files(folder / "vocab.json", folder / "merges.txt",
                                                                    SPECIAL_TOKENS)
     except SharedDataMissing as e:

@@ -62,3 +62,20 @@ def test_a_tree_with_uncommitted_changes_is_refused(monkeypatch):
         regenerate.require_clean_tree()
     monkeypatch.setattr(regenerate, "git_sha", lambda: "0123abcd")
     assert regenerate.require_clean_tree() == "0123abcd"
+
+
+def test_the_results_page_shows_the_command_each_table_records(tmp_path):
+    """A tokenizer experiment's table appears under the command its JSON file records (not a
+    command written into the generator, which drifted from what made the file)."""
+    import json
+
+    from tritonlm.train.experiments.results import render
+
+    folder = tmp_path / "results" / "encode-datasets"
+    folder.mkdir(parents=True)
+    (folder / "encode_datasets.md").write_text("## Encoding\n\n| corpus | tokens |\n|---|---|\n| a | 12 |\n")
+    command = "python -m train.experiments encode-datasets --out runs/somewhere-else"
+    (folder / "encode_datasets.json").write_text(json.dumps({"metadata": {"command": command}, "rows": [{"tokens": 12}]}))
+    page = render(tmp_path / "results", tmp_path / "results.md")
+    assert f"`{command}`" in page and "runs/experiments" not in page
+    assert "[12](results/encode-datasets/encode_datasets.json#/rows/0/tokens)" in page

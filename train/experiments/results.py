@@ -198,26 +198,27 @@ def sweep_section(results_dir: Path, rel: str) -> list[str]:
     return ["## Experiments", "", *parts] if parts else []
 
 
-TABLE_SECTIONS = (  # (folder in docs/results, its table, the command that made it)
-    ("bpe-scale", "bpe_scale.md", "python -m train.experiments bpe-scale --profile --out runs/experiments"),
-    ("encode-datasets", "encode_datasets.md", "python -m train.experiments encode-datasets --out runs/experiments"),
-    ("tokenizers", "tokenizers.md", "python -m train.experiments tokenizers --out runs/experiments"),
-    ("sampling", "sampling.md",
-     "python -m train.experiments sampling --train-data gutenberg --run runs/regen/lb-cpu-gutenberg-10m --out runs/regen"),
+TABLE_SECTIONS = (  # (folder in docs/results, its table, the JSON file whose metadata records the command)
+    ("bpe-scale", "bpe_scale.md", "bpe_scale.json"),
+    ("encode-datasets", "encode_datasets.md", "encode_datasets.json"),
+    ("tokenizers", "tokenizers.md", "tokenizers.json"),
+    ("sampling", "sampling.md", "sampling.json"),
 )
 
 
 def table_sections(results_dir: Path, rel: str) -> list[str]:
-    """The tokenizer experiments' own tables, their plots re-pointed into ``results_dir``."""
+    """The tokenizer experiments' own tables, their plots re-pointed into ``results_dir``, each
+    under the command its result file records."""
     parts = []
-    for folder, table, command in TABLE_SECTIONS:
+    for folder, table, record in TABLE_SECTIONS:
         path = results_dir / folder / table
         if path.exists():
             text = re.sub(r"\]\(([\w.-]+\.png)\)", lambda m: f"]({rel}/{folder}/{m.group(1)})", path.read_text())
             if table in TABLE_LINKS:
                 json_name, spec = TABLE_LINKS[table]
                 text = link_tables(text, f"{rel}/{folder}/{json_name}", spec)
-            parts += [text.strip(), "", f"`{command}`", ""]
+            metadata = json.loads((results_dir / folder / record).read_text()).get("metadata", {})
+            parts += [text.strip(), "", f"`{module_command(metadata)}`", ""]
     return parts
 
 

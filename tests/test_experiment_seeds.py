@@ -118,3 +118,15 @@ def test_the_best_rate_per_batch_size_is_judged_on_the_mean_over_seeds():
     table = best_rate_per_batch_size([run(1e-2, 3.0), run(1e-2, 3.2), run(3e-3, 3.05), run(3e-3, 3.05),
                                       run(3e-3, 2.0, status="diverged")])
     assert "| 4 | 0.003 | 3.05 | 2 | 10 | 100 |" in table
+
+
+def test_a_run_that_cannot_be_evaluated_again_keeps_its_periodic_loss(tmp_path, capsys):
+    """A finished run whose checkpoint is gone (the fake trainer writes none) is reported with
+    its last periodic validation loss; the sweep does not stop."""
+    runs = with_seeds([RunSpec("x", "lr 1e-3", {"max_lr": 1e-3})], 2)
+    sweep = Sweep("no checkpoints", tmp_path / "sweep", _base(tmp_path), runs, final_eval=True)
+    results = run_sweep(sweep, FakeTrainer())
+    assert [r["status"] for r in results] == ["completed", "completed"]
+    assert all("full_val_loss" not in r for r in results)
+    assert capsys.readouterr().out.count("no final evaluation (FileNotFoundError") == 2
+    assert seed_groups(results)[0]["mean"] == 2.0  # the fake runs' last periodic loss

@@ -167,9 +167,13 @@ def with_final_eval(sweep: Sweep, spec: RunSpec, result: dict) -> dict:
     from tritonlm.train.run_folder import load_model
 
     cfg = apply_overrides(sweep.base, spec.overrides)
-    model = load_model(sweep.run_dir(spec), cfg.device, cfg.model.kernels)
-    tokens, _ = open_tokens(cfg.val_data)
-    final = evaluate_full(model, tokens, cfg, sweep.eval_batch_size, next(model.parameters()).device)
+    try:
+        model = load_model(sweep.run_dir(spec), cfg.device, cfg.model.kernels)
+        tokens, _ = open_tokens(cfg.val_data)
+        final = evaluate_full(model, tokens, cfg, sweep.eval_batch_size, next(model.parameters()).device)
+    except Exception as e:  # noqa: BLE001 - e.g. a run folder without its checkpoint: the sweep goes on
+        print(f"    {spec.label}: no final evaluation ({type(e).__name__}: {e}); its periodic val loss stands")
+        return result
     result = {**result, "full_val_loss": final["val_loss"], "full_val_tokens": final["val_tokens"]}
     write_json_atomic(sweep.run_dir(spec) / RESULT_FILE, result)
     return result

@@ -9,7 +9,8 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
   the same number of tokens each instead, and with ``--lrs a,b,c`` every size at every rate (the
   table then names each size's best rate);
 - ``ablations``: baseline vs no RMSNorm, post-norm, no positional embedding (NoPE), and a SiLU
-  FFN with d_ff = 4 d_model;
+  FFN with d_ff = 4 d_model; with ``--steps``, also each ablation's gap to the baseline of the
+  same seed along training (``gaps.md``/``.json``/``.png``, see ``train.experiments.gaps``);
 - ``tokenizers``: bytes/token of several tokenizers on several corpora, throughput, and the
   time to encode 825 GB (the Pile) (see ``train.experiments.tokenizers``);
 - ``bpe-scale``: a 10k BPE on all of Gutenberg train and a 32k BPE on Gutenberg + IMDB train:
@@ -278,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     base = prepare_base(args, overrides_from_namespace(args))
     sweep = build_sweep(args.kind, args, base)
     results = run_sweep(sweep)
+    if args.kind == "ablations" and not base.budget_seconds:  # equal steps: the gaps line up by tokens
+        from tritonlm.train.experiments.gaps import write_gaps
+
+        write_gaps(sweep.out_dir, {spec.name: sweep.run_dir(spec) for spec in sweep.runs}, results, base.seed,
+                   sweep.title)
     if args.kind == "batch-size" and args.lrs:
         table = sweep.out_dir / sweep.table_name
         write_text_atomic(table, table.read_text() + "\n### Best learning rate per batch size\n\n"

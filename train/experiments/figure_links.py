@@ -89,6 +89,16 @@ ENCODE_COLUMNS: Columns = {
 SAMPLING_COLUMNS: Columns = {"known words": "known_words", "repeated word 4-grams": "repeated_4grams"}
 
 
+GAP_COLUMNS: Columns = {"seed pairs": "seeds", "gap at 25% of tokens": "at_25", "gap at 50% of tokens": "at_50",
+                        "gap at 100% of tokens": "at_100", "gap, whole val set (mean)": "final_mean",
+                        "std over seeds": "final_std"}
+
+
+def gap_tables(k: int) -> tuple[str, Columns] | None:
+    """An ablation sweep's gaps to its baseline (``train.experiments.gaps``)."""
+    return ("/groups", GAP_COLUMNS) if k == 0 else None
+
+
 def sweep_tables(k: int) -> tuple[str, Columns] | None:
     """A sweep's table of runs (the first); a summary table after it is not row-aligned."""
     return ("/results", SWEEP_COLUMNS) if k == 0 else None

@@ -20,8 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from tritonlm.train.experiments.figure_links import (TABLE_LINKS, link, link_number, link_tables, seeded_sweep_tables,
-                                                     sweep_tables)
+from tritonlm.train.experiments.figure_links import (TABLE_LINKS, gap_tables, link, link_number, link_tables,
+                                                     seeded_sweep_tables, sweep_tables)
 from tritonlm.train.presentation import fmt, format_duration, markdown_table
 from tritonlm.train.run_folder import RunFolder
 from tritonlm.util.atomic import write_text_atomic
@@ -193,8 +193,12 @@ def sweep_section(results_dir: Path, rel: str) -> list[str]:
         if title and titles.count(title) > 1:  # sweeps of one kind: the folder tells them apart
             table = table.replace(title, f"{title}: `{name}`", 1)
         spec = seeded_sweep_tables if "groups" in data else sweep_tables
-        parts += [link_tables(table, target, spec).strip(), "",
-                  f"`{module_command(data.get('metadata', {}))}`", "", sweep_caption(data, target), ""]
+        parts += [link_tables(table, target, spec).strip(), ""]
+        gaps = results_dir / name / "gaps.md"
+        if gaps.exists():  # an ablation sweep's gaps to its baseline along training
+            text = gaps.read_text().replace("](gaps.png)", f"]({rel}/{name}/gaps.png)").replace("### ", "#### ", 1)
+            parts += [link_tables(text, f"{rel}/{name}/gaps.json", gap_tables).strip(), ""]
+        parts += [f"`{module_command(data.get('metadata', {}))}`", "", sweep_caption(data, target), ""]
     return ["## Experiments", "", *parts] if parts else []
 
 

@@ -105,6 +105,9 @@ def test_the_results_page_links_every_figure_of_a_seeded_sweep(tmp_path):
     assert problems == []
     assert page.count("results.json#/groups/") >= 2 * 4  # mean, min, max, gap of both settings (std may be "—")
     assert page.count("results.json#/results/") >= 6 * 2 and checked == page.count(".json#/")
+    for run in ("x", "x,seed=1", "x,seed=2", "y", "y,seed=1", "y,seed=2"):  # the raw metrics behind the plot
+        collected = tmp_path / "docs" / "results" / "seeded" / "runs" / run / "metrics.jsonl"
+        assert collected.read_bytes() == (tmp_path / "sweeps" / "seeded" / "runs" / run / "metrics.jsonl").read_bytes()
 
 
 def test_the_best_rate_per_batch_size_is_judged_on_the_mean_over_seeds():

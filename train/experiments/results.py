@@ -4,7 +4,7 @@
 
 ``--collect RUN_OR_SWEEP ...`` first copies the small artefacts of leaderboard run folders
 (report.json/.md, the val-loss plot, samples, the raw metrics.jsonl) and of sweep folders (table, overlay plot,
-results.json; tokenizer tables) into ``docs/results/<name>/``; checkpoints and token files are
+results.json, every run's raw metrics.jsonl; tokenizer tables) into ``docs/results/<name>/``; checkpoints and token files are
 never copied. The page is then rendered from ``docs/results`` alone, so it can be regenerated
 at any time without the runs: every figure on it comes from a committed JSON file, next to the
 exact command that produced it.
@@ -52,7 +52,18 @@ def collect(sources: list[Path], results_dir: Path) -> None:
         for path in files:
             if path.exists():
                 shutil.copy2(path, target / path.name)
+        if not run.report.exists():
+            copy_sweep_metrics(source, target)
         print(f"collected {source} -> {target}")
+
+
+def copy_sweep_metrics(sweep: Path, target: Path) -> None:
+    """The raw metrics.jsonl of every run of a sweep (behind its plots and tables), as
+    ``target/runs/<run>/metrics.jsonl``."""
+    for metrics in sorted(sweep.glob("runs/*/metrics.jsonl")):
+        destination = target / "runs" / metrics.parent.name / metrics.name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(metrics, destination)
 
 
 def module_command(metadata: dict) -> str:

@@ -14,6 +14,7 @@ from tritonlm.tokenizer.vocab_files import load_vocab
 from tritonlm.train.experiments import bpe_scale
 from tritonlm.train.experiments.bpe_scale import BpeCase, compare_vocabularies
 from tritonlm.train.experiments.results import main as results_main
+from tritonlm.train.experiments.results import module_command
 from tritonlm.util.process_memory import run_sampling_memory
 from tritonlm.util.runinfo import git_sha
 
@@ -99,7 +100,7 @@ def test_bpe_scale_trains_profiles_compares_and_keeps_finished_cases(tmp_path, s
     results_main(["--collect", str(out), "--results-dir", str(docs / "results"), "--page", str(docs / "results.md")])
     page = (docs / "results.md").read_text()
     assert "](results/bpe-scale/token_lengths.png)" in page and (docs / "results/bpe-scale/token_lengths.png").is_file()
-    assert "both-400" in page and "`python -m train.experiments bpe-scale --profile" in page
+    assert "both-400" in page and f"`{module_command(written['metadata'])}`" in page  # the command that made it
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished case was trained again")

@@ -114,6 +114,8 @@ def test_sweep_definitions_cover_the_assignment():
     models = {r.name: apply_overrides(base, r.overrides).model for r in ablation_runs(None)}
     assert models["baseline"] == base.model
     assert models["no-rmsnorm"].norm == "none" and models["post-norm"].norm == "post"
+    warm = {r.name: r.overrides for r in ablation_runs(None)}["post-norm-warmup"]
+    assert models["post-norm-warmup"].norm == "post" and warm["warmup_fraction"] == 0.2
     assert models["nope"].positions == "none"
     assert models["silu-ffn"].ffn == "silu" and models["silu-ffn"].d_ff == 4 * base.model.d_model
     sizes = default_batch_sizes(TrainConfig(device="cpu"))

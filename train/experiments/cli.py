@@ -8,8 +8,8 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
   fits the GPU; on a CPU a sensible cap), same learning rate and budget; with ``--tokens N``
   the same number of tokens each instead, and with ``--lrs a,b,c`` every size at every rate (the
   table then names each size's best rate);
-- ``ablations``: baseline vs no RMSNorm, post-norm, no positional embedding (NoPE), and a SiLU
-  FFN with d_ff = 4 d_model; with ``--steps``, also each ablation's gap to the baseline of the
+- ``ablations``: baseline vs no RMSNorm, post-norm (also with a 20% warm-up), no positional
+  embedding (NoPE), and a SiLU FFN with d_ff = 4 d_model; with ``--steps``, also each ablation's gap to the baseline of the
   same seed along training (``gaps.md``/``.json``/``.png``, see ``train.experiments.gaps``);
 - ``tokenizers``: bytes/token of several tokenizers on several corpora, throughput, and the
   time to encode 825 GB (the Pile) (see ``train.experiments.tokenizers``);
@@ -60,6 +60,9 @@ ABLATIONS = {
     "baseline": ("baseline (pre-norm, RoPE, SwiGLU)", {}),
     "no-rmsnorm": ("no RMSNorm", {"model.norm": "none"}),
     "post-norm": ("post-norm", {"model.norm": "post"}),
+    # the same with four times the warm-up: how much of post-norm's gap is its need for a long
+    # warm-up (Xiong et al., 2020), measured rather than assumed
+    "post-norm-warmup": ("post-norm, 20% warm-up", {"model.norm": "post", "warmup_fraction": 0.2}),
     "nope": ("no positional embedding (NoPE)", {"model.positions": "none"}),
     "silu-ffn": ("SiLU FFN, d_ff = 4 d_model", {"model.ffn": "silu", "model.d_ff": None}),
 }

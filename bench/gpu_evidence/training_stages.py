@@ -34,8 +34,9 @@ from .record import Evidence, error_fields
 # (kernels, compiled): the headline (Triton, compiled) first, so a short box still measures it.
 VARIANTS = (("triton", True), ("torch", True), ("triton", False), ("torch", False))
 # Worst relative error (per parameter, in norm) a compiled step's gradients may show against
-# eager ones: bf16 autocast rounds differently when ops are fused; a misrouted gradient is ~1.
-GRADIENT_TOLERANCE = {"bf16": 5e-2, "fp32": 1e-4}
+# eager ones. bf16 autocast rounds differently when inductor fuses ops: 2.1e-2 at worst (a norm
+# weight) for a 2-layer model of the h100 recipe on the CPU; a misrouted gradient reads ~1.
+GRADIENT_TOLERANCE = {"bf16": 0.15, "fp32": 1e-4}
 
 
 def _train_config(smoke: bool, kernels_backend: str, compiled: bool):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +134,25 @@ def test_a_run_that_cannot_be_evaluated_again_keeps_its_periodic_loss(tmp_path, 
     assert all("full_val_loss" not in r for r in results)
     assert capsys.readouterr().out.count("no final evaluation (FileNotFoundError") == 2
     assert seed_groups(results)[0]["mean"] == 2.0  # the fake runs' last periodic loss
+
+
+def test_a_runs_throughput_is_the_median_of_its_logged_rates(tmp_path):
+    """One interval slowed by other work (or a paused process) does not set a run's tokens/s."""
+    import json as _json
+
+    class Paused(FakeTrainer):
+        def __call__(self, cfg):
+            summary = super().__call__(cfg)
+            with open(Path(cfg.out_dir) / "metrics.jsonl", "a") as f:
+                for rate in (1000.0, 1010.0, 3.0, 990.0, 1005.0):
+                    f.write(_json.dumps({"kind": "train", "step": 1, "train_loss": 2.0, "tokens_per_s": rate}) + "\n")
+            return {**summary, "tokens_per_s": 50.0}  # tokens / training time, the pause included
+
+    sweep = Sweep("throughput", tmp_path / "sweep", _base(tmp_path), [RunSpec("x", "x", {"max_lr": 1e-3})])
+    (result,) = run_sweep(sweep, Paused())
+    assert result["tokens_per_s"] == 1000.0
+    recorded = _json.loads((tmp_path / "sweep" / "runs" / "x" / "result.json").read_text())
+    recorded["tokens_per_s"] = 50.0  # as an older version recorded it: read again on resuming
+    (tmp_path / "sweep" / "runs" / "x" / "result.json").write_text(_json.dumps(recorded))
+    (again,) = run_sweep(sweep, FakeTrainer())
+    assert again["tokens_per_s"] == 1000.0

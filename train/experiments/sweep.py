@@ -93,9 +93,7 @@ def run_sweep(sweep: Sweep, trainer: Trainer = default_trainer) -> list[dict]:
         existing = read_result(run_dir)
         check_same_config(sweep, spec, existing, run_dir)
         if existing is not None:
-            # named as this sweep names it (a one-seed sweep grown to more seeds relabels its runs)
-            existing = {**existing, "label": spec.label, "group": spec.group or spec.label}
-            existing = with_final_eval(sweep, spec, reclassify(existing, run_dir))
+            existing = with_final_eval(sweep, spec, reclassify(refreshed(existing, spec, run_dir), run_dir))
             print(f"[{i}/{len(sweep.runs)}] {spec.label}: already {existing['status']}, skipped")
             results.append(existing)
             continue
@@ -192,7 +190,7 @@ def summarise_run(spec: RunSpec, run_dir: Path, summary: dict, status: str, note
         "status": status,
         "best_val_loss": min(finite) if finite else None,
         "final_val_loss": losses[-1] if losses else None,
-        "tokens_per_s": summary.get("tokens_per_s") or _tokens_per_s(metrics),
+        "tokens_per_s": _tokens_per_s(metrics) or summary.get("tokens_per_s"),
         "tokens": summary.get("tokens") or (metrics[-1].get("tokens") if metrics else None),
         "steps": summary.get("steps") or (metrics[-1].get("step") if metrics else None),
         "train_seconds": summary.get("train_seconds"),
@@ -229,7 +227,17 @@ def reclassify(result: dict, run_dir: Path) -> dict:
     return {**result, "status": "diverged", "note": note} if note else result
 
 
+def refreshed(result: dict, spec: RunSpec, run_dir: Path) -> dict:
+    """A recorded result named as this sweep names it (a one-seed sweep grown to more seeds
+    relabels its runs), its throughput read again from its metrics as the median below."""
+    metrics = read_metrics(RunFolder(run_dir).metrics) if RunFolder(run_dir).metrics.exists() else []
+    return {**result, "label": spec.label, "group": spec.group or spec.label,
+            "tokens_per_s": _tokens_per_s(metrics) or result.get("tokens_per_s")}
+
+
 def _tokens_per_s(metrics: list[dict]) -> float | None:
+    """The median of the rates logged over the run's intervals: on a shared machine one slow or
+    paused interval moves it little, where tokens / training time takes all of it in."""
     rates = [m["tokens_per_s"] for m in metrics if m.get("kind") == "train" and m.get("tokens_per_s")]
     return sorted(rates)[len(rates) // 2] if rates else None
 

@@ -55,6 +55,9 @@ def test_mean_curves_average_seeds_evaluated_at_the_same_points():
               "b, seed 1 (diverged)": ([1], [9.0])}
     groups = {"a, seed 0": "a", "a, seed 1": "a", "b, seed 0": "b", "b, seed 1 (diverged)": "b"}
     assert mean_curves(curves, groups) == {"a (mean of 2 seeds)": ([1, 2], [5.5, 3.5]), "b": ([1, 2], [7.0, 7.0])}
+    curves["b, seed 1 (diverged)"] = ([1, 2], [9.0, 9.0])
+    assert mean_curves(curves, groups, {"b, seed 1 (diverged)"})["b (mean of 2 seeds, 1 diverged or crashed)"] == (
+        [1, 2], [8.0, 8.0])
 
 
 def test_a_one_seed_sweep_grows_to_three_seeds_in_place(tmp_path):

@@ -81,18 +81,21 @@ def groups_table(results: Sequence[dict]) -> str:
     return markdown_table(seed_groups(results), GROUP_COLUMNS, GROUP_HEADERS)
 
 
-def mean_curves(curves: dict[str, tuple[list[float], list[float]]], groups: dict[str, str]
-                ) -> dict[str, tuple[list[float], list[float]]]:
+def mean_curves(curves: dict[str, tuple[list[float], list[float]]], groups: dict[str, str],
+                failed: set[str] = frozenset()) -> dict[str, tuple[list[float], list[float]]]:
     """Validation curves averaged over the seeds of each group (``groups``: run label -> group),
-    where the seeds were evaluated at the same points; otherwise the group's first seed."""
-    members: dict[str, list[tuple[list[float], list[float]]]] = {}
+    where the seeds were evaluated at the same points; otherwise the group's first seed. The
+    label counts the runs in ``failed`` (diverged or crashed) that the mean includes."""
+    members: dict[str, list[tuple[str, tuple[list[float], list[float]]]]] = {}
     for label, curve in curves.items():
-        members.setdefault(groups.get(label, label), []).append(curve)
+        members.setdefault(groups.get(label, label), []).append((label, curve))
     averaged = {}
     for group, runs in members.items():
-        xs = runs[0][0]
-        if len(runs) > 1 and all(x == xs for x, _ in runs):
-            averaged[f"{group} (mean of {len(runs)} seeds)"] = (xs, [statistics.fmean(v) for v in zip(*(y for _, y in runs))])
+        xs = runs[0][1][0]
+        if len(runs) > 1 and all(x == xs for _, (x, _) in runs):
+            bad = sum(label in failed for label, _ in runs)
+            name = f"{group} (mean of {len(runs)} seeds" + (f", {bad} diverged or crashed" if bad else "") + ")"
+            averaged[name] = (xs, [statistics.fmean(v) for v in zip(*(y for _, (_, y) in runs))])
         else:
-            averaged[group] = runs[0]
+            averaged[group] = runs[0][1]
     return averaged

@@ -254,15 +254,16 @@ def read_result(run_dir: Path) -> dict | None:
 def write_sweep_outputs(sweep: Sweep, results: list[dict]) -> tuple[Path, Path]:
     """The overlay plot and the Markdown table (plus results.json) of a sweep."""
     repeated = len({spec.group or spec.label for spec in sweep.runs}) < len(sweep.runs)
-    curves, groups = {}, {}
+    curves, groups, failed = {}, {}, set()
     for spec, result in zip(sweep.runs, results):
         metrics = read_metrics(RunFolder(sweep.run_dir(spec)).metrics)
         x, y = val_curve([m for m in metrics if m.get("kind") == "val"], sweep.x_axis)
-        tag = "" if result["status"] == "completed" else f" ({result['status']})"
-        curves[f"{spec.label}{tag}"] = (x, y)
-        groups[f"{spec.label}{tag}"] = spec.group or spec.label
+        label = spec.label + ("" if result["status"] == "completed" else f" ({result['status']})")
+        curves[label], groups[label] = (x, y), spec.group or spec.label
+        if result["status"] != "completed":
+            failed.add(label)
     xlabel = "training minutes" if sweep.x_axis == "minutes" else "tokens seen (millions)"
-    plot = plot_overlay(mean_curves(curves, groups) if repeated else curves, sweep.out_dir / sweep.plot_name,
+    plot = plot_overlay(mean_curves(curves, groups, failed) if repeated else curves, sweep.out_dir / sweep.plot_name,
                         sweep.title, xlabel=xlabel)
     columns, headers = run_columns(sweep)
     text = f"## {sweep.title}\n\n"

@@ -213,26 +213,23 @@ def sweep_section(results_dir: Path, rel: str) -> list[str]:
     return ["## Experiments", "", *parts] if parts else []
 
 
-TABLE_SECTIONS = (  # (folder in docs/results, its table, the JSON file whose metadata records the command)
-    ("bpe-scale", "bpe_scale.md", "bpe_scale.json"),
-    ("encode-datasets", "encode_datasets.md", "encode_datasets.json"),
-    ("tokenizers", "tokenizers.md", "tokenizers.json"),
-    ("sampling", "sampling.md", "sampling.json"),
-)
+# (folder in docs/results, its table): the table's JSON file (``TABLE_LINKS``) links its figures
+# and records the command that made it.
+TABLE_SECTIONS = (("bpe-scale", "bpe_scale.md"), ("encode-datasets", "encode_datasets.md"),
+                  ("tokenizers", "tokenizers.md"), ("sampling", "sampling.md"))
 
 
 def table_sections(results_dir: Path, rel: str) -> list[str]:
     """The tokenizer experiments' own tables, their plots re-pointed into ``results_dir``, each
     under the command its result file records."""
     parts = []
-    for folder, table, record in TABLE_SECTIONS:
+    for folder, table in TABLE_SECTIONS:
         path = results_dir / folder / table
         if path.exists():
+            json_name, spec = TABLE_LINKS[table]
             text = re.sub(r"\]\(([\w.-]+\.png)\)", lambda m: f"]({rel}/{folder}/{m.group(1)})", path.read_text())
-            if table in TABLE_LINKS:
-                json_name, spec = TABLE_LINKS[table]
-                text = link_tables(text, f"{rel}/{folder}/{json_name}", spec)
-            metadata = json.loads((results_dir / folder / record).read_text()).get("metadata", {})
+            text = link_tables(text, f"{rel}/{folder}/{json_name}", spec)
+            metadata = json.loads((results_dir / folder / json_name).read_text()).get("metadata", {})
             parts += [text.strip(), "", f"`{module_command(metadata)}`", ""]
     return parts
 

@@ -93,7 +93,8 @@ def run_sweep(sweep: Sweep, trainer: Trainer = default_trainer) -> list[dict]:
         existing = read_result(run_dir)
         check_same_config(sweep, spec, existing, run_dir)
         if existing is not None:
-            existing = with_final_eval(sweep, spec, reclassify(refreshed(existing, spec, run_dir), run_dir))
+            metrics = read_metrics(RunFolder(run_dir).metrics) if RunFolder(run_dir).metrics.exists() else []
+            existing = with_final_eval(sweep, spec, reclassify(refreshed(existing, spec, metrics), metrics))
             print(f"[{i}/{len(sweep.runs)}] {spec.label}: already {existing['status']}, skipped")
             results.append(existing)
             continue
@@ -217,20 +218,18 @@ def divergence_note(val_losses: list[float], train_losses: list[float | None]) -
     return ""
 
 
-def reclassify(result: dict, run_dir: Path) -> dict:
+def reclassify(result: dict, metrics: list[dict]) -> dict:
     """A recorded ``completed`` run judged again from its metrics (the criterion may be newer)."""
-    if result.get("status") != "completed" or not RunFolder(run_dir).metrics.exists():
+    if result.get("status") != "completed":
         return result
-    metrics = read_metrics(RunFolder(run_dir).metrics)
     _, losses = val_curve([m for m in metrics if m.get("kind") == "val"])
     note = divergence_note(losses, [m.get("train_loss") for m in metrics if m.get("kind") == "train"])
     return {**result, "status": "diverged", "note": note} if note else result
 
 
-def refreshed(result: dict, spec: RunSpec, run_dir: Path) -> dict:
+def refreshed(result: dict, spec: RunSpec, metrics: list[dict]) -> dict:
     """A recorded result named as this sweep names it (a one-seed sweep grown to more seeds
     relabels its runs), its throughput read again from its metrics as the median below."""
-    metrics = read_metrics(RunFolder(run_dir).metrics) if RunFolder(run_dir).metrics.exists() else []
     return {**result, "label": spec.label, "group": spec.group or spec.label,
             "tokens_per_s": _tokens_per_s(metrics) or result.get("tokens_per_s")}
 

@@ -81,6 +81,11 @@ STEPS = (
            "--model.context_length=256", "--batch_size=4", "--max_lr=3e-3", "--min_lr=3e-4", "--val-bytes", "4000000"),
     _sweep("batch-size-equal-tokens-3seeds", "batch-size", "--tokens", "307200", "--values", "1,4,16,64,128",
            "--lrs", "1e-3,3e-3,1e-2", "--seeds", "3", "--val-bytes", "4000000"),
+    # The norms at the edge of stability: the variants that cost the least at 3e-3, at 1e-2, and
+    # whether the longer warm-up that rescues post-norm at 3e-3 rescues it there too.
+    _sweep("ablations-lr1e-2-3seeds", "ablations", "--steps", "1000", "--seeds", "3",
+           "--values", "baseline,no-rmsnorm,post-norm,post-norm-warmup", "--max_lr=1e-2", "--min_lr=1e-3",
+           "--val-bytes", "4000000"),
 )
 
 

@@ -61,11 +61,9 @@ STEPS = (
     Step("bpe-scale", "train.experiments", ("bpe-scale", "--profile", "--out", "{root}"), "bpe_scale.json"),
     Step("encode-datasets", "train.experiments", ("encode-datasets", "--out", "{root}"), "encode_datasets.json"),
     Step("tokenizers", "train.experiments", ("tokenizers", "--out", "{root}"), "tokenizers.json"),
-    _sweep("lr-sweep", "lr-sweep", "--steps", "300"),
     _sweep("batch-size-equal-tokens", "batch-size", "--tokens", "307200", "--values", "1,4,16,64,128",
            "--lrs", "1e-3,3e-3,1e-2"),
     _sweep("ablations", "ablations", "--steps", "300", "--max_lr=1e-2", "--min_lr=1e-3"),
-    _sweep("ablations-lr3e-3", "ablations", "--steps", "300", "--max_lr=3e-3", "--min_lr=3e-4"),
     Step("sampling", "train.experiments", ("sampling", "--train-data", "gutenberg", "--run", "{root}/lb-cpu-gutenberg-10m",
                                            "--out", "{root}"), "sampling.json"),
     # The same questions with the power to answer them: three seeds, about 1M tokens per run (a

@@ -48,6 +48,15 @@ def test_seed_groups_give_mean_spread_range_and_overlap_with_the_best():
     assert rows["b"]["completed"] == "3 of 4" and rows["b"]["mean"] == pytest.approx(statistics.fmean(b))
     assert rows["a"]["gap_to_best"] == 0 and rows["b"]["gap_to_best"] == pytest.approx(np.mean(b) - np.mean(a))
     assert rows["b"]["overlaps_best"] is False and rows["c"]["overlaps_best"] is True  # c spans 3.95-4.0
+    assert rows["a"]["tokens_per_s"] is None  # no run logged a rate
+
+
+def test_seed_groups_give_steps_and_median_throughput():
+    runs = [dict(_result("a", 4.0), steps=5, tokens_per_s=10.0), dict(_result("a", 4.1), steps=100, tokens_per_s=900.0),
+            dict(_result("a", 4.2), steps=100, tokens_per_s=1000.0)]
+    runs[0]["status"] = "diverged"  # stopped at step 5
+    (row,) = seed_groups(runs)
+    assert (row["steps"], row["tokens_per_s"]) == (100, 900.0)
 
 
 def test_mean_curves_average_seeds_evaluated_at_the_same_points():
@@ -117,14 +126,20 @@ def test_the_results_page_links_every_figure_of_a_seeded_sweep(tmp_path):
 def test_the_best_rate_per_batch_size_is_judged_on_the_mean_over_seeds():
     from tritonlm.train.experiments.cli import best_rate_per_batch_size
 
-    def run(lr, loss, status="completed"):
-        return {"status": status, "overrides": {"batch_size": 4, "max_lr": lr}, "full_val_loss": loss,
-                "final_val_loss": loss + 1, "steps": 10, "tokens_per_s": 100.0}
+    def run(batch, lr, loss, rate, status="completed", steps=10):
+        return {"status": status, "group": f"batch {batch}, lr {lr}", "label": f"batch {batch}, lr {lr}",
+                "overrides": {"batch_size": batch, "max_lr": lr}, "full_val_loss": loss, "final_val_loss": loss + 1,
+                "steps": steps, "tokens_per_s": rate}
 
-    # 1e-2 holds the single best run (3.0) but 3e-3 the better mean (3.05 against 3.1)
-    table = best_rate_per_batch_size([run(1e-2, 3.0), run(1e-2, 3.2), run(3e-3, 3.05), run(3e-3, 3.05),
-                                      run(3e-3, 2.0, status="diverged")])
-    assert "| 4 | 0.003 | 3.05 | 2 | 10 | 100 |" in table
+    # batch 4: 1e-2 holds the single best run (3.0) but 3e-3 the better mean (3.05 against 3.1);
+    # its diverged seed stopped early and counts for neither the mean nor the steps
+    rows = best_rate_per_batch_size([
+        run(4, 1e-2, 3.0, 90.0), run(4, 1e-2, 3.2, 95.0), run(4, 3e-3, 3.1, 100.0), run(4, 3e-3, 3.0, 300.0),
+        run(4, 3e-3, 2.0, 120.0, status="diverged", steps=3), run(16, 1e-2, 2.9, 400.0), run(16, 3e-3, 2.95, 410.0)])
+    assert [(r["batch"], r["max_lr"]) for r in rows] == [(4, 3e-3), (16, 1e-2)]
+    four = rows[0]
+    assert four["mean"] == pytest.approx(3.05) and four["std"] == pytest.approx(statistics.stdev([3.1, 3.0]))
+    assert (four["completed"], four["steps"], four["tokens_per_s"]) == ("2 of 3", 10, 120.0)  # median of 3 rates
 
 
 def test_a_run_that_cannot_be_evaluated_again_keeps_its_periodic_loss(tmp_path, capsys):

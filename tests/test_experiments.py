@@ -154,10 +154,21 @@ def test_a_named_token_matched_batch_sweep_reports_the_best_rate_per_size(tmp_pa
     assert [r["steps"] for r in results] == [32, 32, 8, 8]
     table = (folder / "bs-equal-tokens.md").read_text()
     best = table.split("### Best learning rate per batch size")[1]
-    for b in (4, 16):
+    recorded = json.loads((folder / "results.json").read_text())["best_per_batch"]
+    assert [row["batch"] for row in recorded] == [4, 16]
+    for b, row in zip((4, 16), recorded):
         runs = [r for r in results if r["overrides"]["batch_size"] == b]
         winner = min(runs, key=lambda r: r["full_val_loss"])  # one seed: its whole-validation-set loss
-        assert f"| {b} | {fmt(winner['overrides']['max_lr'])} | {fmt(winner['full_val_loss'])} | 1 |" in best
+        assert (row["max_lr"], row["mean"], row["steps"]) == (winner["overrides"]["max_lr"], winner["full_val_loss"],
+                                                               winner["steps"])
+        assert f"| {b} | {fmt(row['max_lr'])} | {fmt(row['mean'])} | — | 1 of 1 | {row['steps']} |" in best
+    from test_doc_figures import check_markdown
+    from tritonlm.train.experiments.results import collect, render
+
+    collect([folder], tmp_path / "docs" / "results")  # the results page links the best rates to their JSON
+    page = render(tmp_path / "docs" / "results", tmp_path / "docs" / "results.md")
+    checked, problems = check_markdown(page, tmp_path / "docs", "results.md")
+    assert problems == [] and page.count("results.json#/best_per_batch/") >= 2 * 4
     assert (folder / "bs-equal-tokens.png").stat().st_size > 0
 
 

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
-import statistics
 import sys
 from pathlib import Path
 
@@ -50,8 +50,8 @@ from tritonlm.corpora.sources import source_pair
 from tritonlm.train.data import padded_vocab_size
 from tritonlm.train.leaderboard.data import prepare_data
 from tritonlm.train.presentation import markdown_table, parse_duration
-from tritonlm.util.atomic import write_text_atomic
-from tritonlm.train.experiments.seeds import headline_loss, with_seeds
+from tritonlm.util.atomic import write_json_atomic, write_text_atomic
+from tritonlm.train.experiments.seeds import seed_groups, with_seeds
 from tritonlm.train.experiments.sweep import RunSpec, Sweep, run_sweep
 
 SWEEP_KINDS = ("lr-sweep", "batch-size", "ablations")
@@ -102,23 +102,38 @@ def batch_size_runs(values: list[str] | None, base: TrainConfig, tokens: int | N
     return runs
 
 
-def best_rate_per_batch_size(results: list[dict]) -> str:
-    """A Markdown table: for each batch size, the learning rate with the lowest val loss (the
-    whole-set loss where measured), averaged over the seeds that completed."""
-    by_setting: dict[tuple[int, float], list[dict]] = {}
+BEST_RATE_COLUMNS = ["batch", "max_lr", "mean", "std", "completed", "steps", "tokens_per_s"]
+BEST_RATE_HEADERS = ["batch", "best max_lr", "val loss (mean over seeds)", "std", "seeds completed", "steps",
+                     "tokens/s (median)"]
+
+
+def best_rate_per_batch_size(results: list[dict]) -> list[dict]:
+    """For each batch size, its setting (learning rate) with the lowest mean loss over the seeds
+    that completed (``seed_groups``: the whole-set loss where measured), with its spread, steps
+    and median throughput."""
+    settings: dict[str, dict] = {}
     for r in results:
-        if r["status"] == "completed" and headline_loss(r) is not None:
-            by_setting.setdefault((r["overrides"]["batch_size"], r["overrides"]["max_lr"]), []).append(r)
+        settings.setdefault(r.get("group") or r["label"], r["overrides"])
     best: dict[int, dict] = {}
-    for (b, lr), runs in by_setting.items():
-        row = {"batch": b, "max_lr": lr, "val_loss": statistics.fmean(headline_loss(r) for r in runs),
-               "seeds": len(runs), "steps": runs[0]["steps"],
-               "tokens_per_s": statistics.median(r["tokens_per_s"] for r in runs if r.get("tokens_per_s"))
-               if any(r.get("tokens_per_s") for r in runs) else None}
-        if b not in best or row["val_loss"] < best[b]["val_loss"]:
-            best[b] = row
-    return markdown_table([best[b] for b in sorted(best)], ["batch", "max_lr", "val_loss", "seeds", "steps", "tokens_per_s"],
-                          ["batch", "best max_lr", "val loss (mean over seeds)", "seeds", "steps", "tokens/s"])
+    for row in seed_groups(results):
+        if row["mean"] is None:
+            continue
+        overrides = settings[row["group"]]
+        entry = {"batch": overrides["batch_size"], "max_lr": overrides["max_lr"],
+                 **{k: row[k] for k in ("group", "mean", "std", "completed", "steps", "tokens_per_s")}}
+        if entry["batch"] not in best or entry["mean"] < best[entry["batch"]]["mean"]:
+            best[entry["batch"]] = entry
+    return [best[b] for b in sorted(best)]
+
+
+def write_best_rates(out_dir: Path, table_name: str, results: list[dict]) -> None:
+    """The best rate per batch size: a key of the sweep's results.json, and a table after its own."""
+    rows = best_rate_per_batch_size(results)
+    summary_path = out_dir / "results.json"
+    write_json_atomic(summary_path, {**json.loads(summary_path.read_text()), "best_per_batch": rows})
+    table = out_dir / table_name
+    write_text_atomic(table, table.read_text() + "\n### Best learning rate per batch size\n\n"
+                      + markdown_table(rows, BEST_RATE_COLUMNS, BEST_RATE_HEADERS) + "\n")
 
 
 def default_batch_sizes(base: TrainConfig) -> list[int]:
@@ -288,9 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         write_gaps(sweep.out_dir, {spec.name: sweep.run_dir(spec) for spec in sweep.runs}, results, base.seed,
                    sweep.title)
     if args.kind == "batch-size" and args.lrs:
-        table = sweep.out_dir / sweep.table_name
-        write_text_atomic(table, table.read_text() + "\n### Best learning rate per batch size\n\n"
-                          + best_rate_per_batch_size(results) + "\n")
+        write_best_rates(sweep.out_dir, sweep.table_name, results)
     failed = sum(r["status"] != "completed" for r in results)
     print(f"{len(results)} runs, {failed} diverged or crashed; table and plot in {sweep.out_dir}")
     return 0

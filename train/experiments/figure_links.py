@@ -70,6 +70,8 @@ def link_tables(markdown: str, target: str, spec: TableSpec) -> str:
 SWEEP_COLUMNS: Columns = {"best val loss": "best_val_loss", "final val loss": "final_val_loss",
                           "val loss, whole val set": "full_val_loss", "val tokens": "full_val_tokens",
                           "tokens/s": "tokens_per_s", "tokens": "tokens", "steps": "steps"}
+BEST_RATE_COLUMNS: Columns = {"batch": "batch", "best max_lr": "max_lr", "val loss (mean over seeds)": "mean",
+                              "std": "std", "steps": "steps", "tokens/s (median)": "tokens_per_s"}
 SEED_GROUP_COLUMNS: Columns = {"mean val loss": "mean", "std": "std", "min": "min", "max": "max",
                                "mean − best mean": "gap_to_best"}
 BPE_SCALE_COLUMNS: Columns = {
@@ -99,14 +101,14 @@ def gap_tables(k: int) -> tuple[str, Columns] | None:
     return ("/groups", GAP_COLUMNS) if k == 0 else None
 
 
-def sweep_tables(k: int) -> tuple[str, Columns] | None:
-    """A sweep's table of runs (the first); a summary table after it is not row-aligned."""
-    return ("/results", SWEEP_COLUMNS) if k == 0 else None
-
-
-def seeded_sweep_tables(k: int) -> tuple[str, Columns] | None:
-    """A sweep run at several seeds: each setting's mean and spread first, then every run."""
-    return {0: ("/groups", SEED_GROUP_COLUMNS), 1: ("/results", SWEEP_COLUMNS)}.get(k)
+def sweep_table_spec(data: dict) -> TableSpec:
+    """How a sweep's tables map onto its results.json ``data``: each setting's mean and spread
+    first when it ran at several seeds, then every run, then (a batch-size sweep at several rates
+    whose file records them) the best rate per size."""
+    pointers = (["/groups"] if "groups" in data else []) + ["/results"]
+    pointers += ["/best_per_batch"] if "best_per_batch" in data else []
+    columns = {"/groups": SEED_GROUP_COLUMNS, "/results": SWEEP_COLUMNS, "/best_per_batch": BEST_RATE_COLUMNS}
+    return lambda k: (pointers[k], columns[pointers[k]]) if k < len(pointers) else None
 
 
 def bpe_scale_tables(k: int) -> tuple[str, Columns]:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from tritonlm.train.experiments.figure_links import (TABLE_LINKS, gap_tables, link, link_number, link_tables,
-                                                     seeded_sweep_tables, sweep_tables)
+                                                     sweep_table_spec)
 from tritonlm.train.presentation import fmt, format_duration, markdown_table
 from tritonlm.train.run_folder import RunFolder
 from tritonlm.util.atomic import write_text_atomic
@@ -203,8 +203,7 @@ def sweep_section(results_dir: Path, rel: str) -> list[str]:
         target = f"{rel}/{name}/results.json"
         if title and titles.count(title) > 1:  # sweeps of one kind: the folder tells them apart
             table = table.replace(title, f"{title}: `{name}`", 1)
-        spec = seeded_sweep_tables if "groups" in data else sweep_tables
-        parts += [link_tables(table, target, spec).strip(), ""]
+        parts += [link_tables(table, target, sweep_table_spec(data)).strip(), ""]
         gaps = results_dir / name / "gaps.md"
         if gaps.exists():  # an ablation sweep's gaps to its baseline along training
             text = gaps.read_text().replace("](gaps.png)", f"]({rel}/{name}/gaps.png)").replace("### ", "#### ", 1)

@@ -5,7 +5,7 @@ between two settings is larger than the run-to-run spread of each. ``with_seeds`
 run at n seeds (the first keeps the run's own name, so a sweep made with one seed grows in
 place), and ``seed_groups`` turns the results into one row per setting: the mean, the sample
 standard deviation, the minimum and the maximum of its headline loss over the seeds that
-completed, and whether its range overlaps the best setting's.
+completed, whether its range overlaps the best setting's, its steps and its median throughput.
 """
 
 from __future__ import annotations
@@ -55,11 +55,15 @@ def seed_groups(results: Sequence[dict]) -> list[dict]:
     for group, members in order.items():
         losses = [headline_loss(r) for r in members if r["status"] == "completed"]
         losses = [v for v in losses if v is not None and math.isfinite(v)]
+        completed = [r for r in members if r["status"] == "completed"] or members
+        rates = [r["tokens_per_s"] for r in members if r.get("tokens_per_s")]
         rows.append({
             "group": group, "runs": len(members), "completed": f"{len(losses)} of {len(members)}",
             "mean": statistics.fmean(losses) if losses else None,
             "std": statistics.stdev(losses) if len(losses) > 1 else None,
             "min": min(losses) if losses else None, "max": max(losses) if losses else None,
+            "steps": completed[0].get("steps"),  # a diverged seed stops early: a completed one's count
+            "tokens_per_s": statistics.median(rates) if rates else None,  # one slow neighbour moves no median
         })
     _compare_with_best(rows)
     return rows

@@ -57,12 +57,9 @@ STEPS = (
     # at least 10M tokens at the ~4,200-5,700 tokens/s of the cpu preset on a 2-core machine
     _leaderboard("lb-cpu-gutenberg-10m", "--train-data", "gutenberg", "--budget", "45m", "--train_bytes=60000000",
                  "--sample_tokens=300"),
-    _sweep("batch-size", "batch-size", "--budget", "40s", "--values", "1,4,16,64,128"),
     Step("bpe-scale", "train.experiments", ("bpe-scale", "--profile", "--out", "{root}"), "bpe_scale.json"),
     Step("encode-datasets", "train.experiments", ("encode-datasets", "--out", "{root}"), "encode_datasets.json"),
     Step("tokenizers", "train.experiments", ("tokenizers", "--out", "{root}"), "tokenizers.json"),
-    _sweep("batch-size-equal-tokens", "batch-size", "--tokens", "307200", "--values", "1,4,16,64,128",
-           "--lrs", "1e-3,3e-3,1e-2"),
     _sweep("ablations", "ablations", "--steps", "300", "--max_lr=1e-2", "--min_lr=1e-3"),
     Step("sampling", "train.experiments", ("sampling", "--train-data", "gutenberg", "--run", "{root}/lb-cpu-gutenberg-10m",
                                            "--out", "{root}"), "sampling.json"),

@@ -60,7 +60,6 @@ STEPS = (
     Step("bpe-scale", "train.experiments", ("bpe-scale", "--profile", "--out", "{root}"), "bpe_scale.json"),
     Step("encode-datasets", "train.experiments", ("encode-datasets", "--out", "{root}"), "encode_datasets.json"),
     Step("tokenizers", "train.experiments", ("tokenizers", "--out", "{root}"), "tokenizers.json"),
-    _sweep("ablations", "ablations", "--steps", "300", "--max_lr=1e-2", "--min_lr=1e-3"),
     Step("sampling", "train.experiments", ("sampling", "--train-data", "gutenberg", "--run", "{root}/lb-cpu-gutenberg-10m",
                                            "--out", "{root}"), "sampling.json"),
     # The same questions with the power to answer them: three seeds, about 1M tokens per run (a

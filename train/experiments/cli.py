@@ -51,7 +51,7 @@ from tritonlm.train.data import padded_vocab_size
 from tritonlm.train.leaderboard.data import prepare_data
 from tritonlm.train.presentation import markdown_table, parse_duration
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
-from tritonlm.train.experiments.seeds import seed_groups, with_seeds
+from tritonlm.train.experiments.seeds import seed_groups, setting_of, with_seeds
 from tritonlm.train.experiments.sweep import RunSpec, Sweep, run_sweep
 
 SWEEP_KINDS = ("lr-sweep", "batch-size", "ablations")
@@ -113,7 +113,7 @@ def best_rate_per_batch_size(results: list[dict]) -> list[dict]:
     and median throughput."""
     settings: dict[str, dict] = {}
     for r in results:
-        settings.setdefault(r.get("group") or r["label"], r["overrides"])
+        settings.setdefault(setting_of(r), r["overrides"])
     best: dict[int, dict] = {}
     for row in seed_groups(results):
         if row["mean"] is None:

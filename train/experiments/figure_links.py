@@ -70,8 +70,8 @@ def link_tables(markdown: str, target: str, spec: TableSpec) -> str:
 SWEEP_COLUMNS: Columns = {"best val loss": "best_val_loss", "final val loss": "final_val_loss",
                           "val loss, whole val set": "full_val_loss", "val tokens": "full_val_tokens",
                           "tokens/s": "tokens_per_s", "tokens": "tokens", "steps": "steps"}
-BEST_RATE_COLUMNS: Columns = {"batch": "batch", "best max_lr": "max_lr", "val loss (mean over seeds)": "mean",
-                              "std": "std", "steps": "steps", "tokens/s (median)": "tokens_per_s"}
+BEST_PER_BATCH_COLUMNS: Columns = {"batch": "batch", "best max_lr": "max_lr", "val loss (mean over seeds)": "mean",
+                                   "std": "std", "steps": "steps", "tokens/s (median)": "tokens_per_s"}
 SEED_GROUP_COLUMNS: Columns = {"mean val loss": "mean", "std": "std", "min": "min", "max": "max",
                                "mean − best mean": "gap_to_best"}
 BPE_SCALE_COLUMNS: Columns = {
@@ -107,7 +107,7 @@ def sweep_table_spec(data: dict) -> TableSpec:
     whose file records them) the best rate per size."""
     pointers = (["/groups"] if "groups" in data else []) + ["/results"]
     pointers += ["/best_per_batch"] if "best_per_batch" in data else []
-    columns = {"/groups": SEED_GROUP_COLUMNS, "/results": SWEEP_COLUMNS, "/best_per_batch": BEST_RATE_COLUMNS}
+    columns = {"/groups": SEED_GROUP_COLUMNS, "/results": SWEEP_COLUMNS, "/best_per_batch": BEST_PER_BATCH_COLUMNS}
     return lambda k: (pointers[k], columns[pointers[k]]) if k < len(pointers) else None
 
 

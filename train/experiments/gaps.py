@@ -19,6 +19,7 @@ import statistics
 from pathlib import Path
 
 from tritonlm.train.metrics_log import read_metrics
+from tritonlm.train.experiments.seeds import setting_of
 from tritonlm.train.presentation import markdown_table
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.plotting import pyplot, save_figure
@@ -94,12 +95,12 @@ def write_gaps(out_dir: Path, run_dirs: dict[str, Path], results: list[dict], ba
     for r in results:
         if r["status"] != "completed":
             continue
-        group, seed = r.get("group") or r["label"], _seed(r, base_seed)
+        group, seed = setting_of(r), _seed(r, base_seed)
         metrics = read_metrics(run_dirs[r["name"]] / "metrics.jsonl")
         curves.setdefault(group, {})[seed] = val_points(metrics)
         if r.get("full_val_loss") is not None:
             finals.setdefault(group, {})[seed] = r["full_val_loss"]
-    baseline = results[0].get("group") or results[0]["label"]
+    baseline = setting_of(results[0])
     if baseline not in curves:
         return []
     rows = paired_gaps(curves, finals, baseline)

@@ -46,23 +46,29 @@ def headline_loss(result: dict) -> float | None:
     return value if value is not None else result.get("final_val_loss")
 
 
+def setting_of(result: dict) -> str:
+    """The setting a run's result belongs to: its group, shared by its seeds (a result recorded
+    before seeds existed has only its label)."""
+    return result.get("group") or result["label"]
+
+
 def seed_groups(results: Sequence[dict]) -> list[dict]:
     """One row per setting (in the sweep's order) over its completed seeds."""
     order: dict[str, list[dict]] = {}
     for r in results:
-        order.setdefault(r.get("group") or r["label"], []).append(r)
+        order.setdefault(setting_of(r), []).append(r)
     rows = []
     for group, members in order.items():
-        losses = [headline_loss(r) for r in members if r["status"] == "completed"]
+        completed = [r for r in members if r["status"] == "completed"]
+        losses = [headline_loss(r) for r in completed]
         losses = [v for v in losses if v is not None and math.isfinite(v)]
-        completed = [r for r in members if r["status"] == "completed"] or members
         rates = [r["tokens_per_s"] for r in members if r.get("tokens_per_s")]
         rows.append({
             "group": group, "runs": len(members), "completed": f"{len(losses)} of {len(members)}",
             "mean": statistics.fmean(losses) if losses else None,
             "std": statistics.stdev(losses) if len(losses) > 1 else None,
             "min": min(losses) if losses else None, "max": max(losses) if losses else None,
-            "steps": completed[0].get("steps"),  # a diverged seed stops early: a completed one's count
+            "steps": (completed or members)[0].get("steps"),  # a diverged seed stops early: a completed one's count
             "tokens_per_s": statistics.median(rates) if rates else None,  # one slow neighbour moves no median
         })
     _compare_with_best(rows)

@@ -8,6 +8,8 @@ Markdown link to that file, and the link's fragment is a JSON pointer (RFC 6901)
 
 - The path is relative to the page, as for any Markdown link; the fragment starts with ``/``
   (``~1`` stands for ``/`` and ``~0`` for ``~`` inside a key; percent-escapes are decoded).
+- A JSON Lines file (``.jsonl``, such as a run's ``metrics.jsonl``) is read as the list of its
+  records, so ``metrics.jsonl#/12/val_loss`` is the validation loss of its 13th record.
 - The fragment may end in ``*FACTOR`` when the page shows another unit than the file: the value is
   multiplied by FACTOR before comparing (``#/corpus_bytes*1e-6`` for bytes shown as MB,
   ``#/first_in_second*100`` for a fraction shown as a percentage).
@@ -40,7 +42,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 # regeneration that does not write them, say) fails here instead of passing with nothing checked.
 MIN_FIGURES = {"writeup.md": 234, "results.md": 559, "leaderboard.md": 23}
 
-LINK = re.compile(r"\[(?P<text>[^\[\]]*)\]\((?P<target>[^()\s]*?\.json)(?:#(?P<fragment>[^()\s]*))?\)")
+LINK = re.compile(r"\[(?P<text>[^\[\]]*)\]\((?P<target>[^()\s]*?\.jsonl?)(?:#(?P<fragment>[^()\s]*))?\)")
 NUMBER = re.compile(r"(?<![\w.])(?P<sign>[-+\u2212]?)(?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)"
                     r"(?:\.(?P<frac>\d+))?(?:[eE](?P<exp>[-+]?\d+))?")
 SCALE = re.compile(r"\*(?P<factor>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$")
@@ -97,6 +99,14 @@ def resolve_pointer(document, pointer: str):
     return node
 
 
+def read_result_file(path: Path):
+    """A JSON file's document, or a JSON Lines file's records as a list."""
+    text = path.read_text()
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return json.loads(text)
+
+
 def blank_code(markdown: str) -> str:
     """The page with its fenced blocks and code spans blanked out, line numbers kept."""
     def blank(m: re.Match) -> str:
@@ -128,7 +138,7 @@ def check_markdown(markdown: str, base: Path, name: str) -> tuple[int, list[str]
         path = (base / urllib.parse.unquote(m["target"])).resolve()
         if path not in cache:
             try:
-                cache[path] = json.loads(path.read_text())
+                cache[path] = read_result_file(path)
             except FileNotFoundError:
                 cache[path] = FileNotFoundError
             except (OSError, ValueError) as e:
@@ -224,10 +234,14 @@ def test_the_checker_catches_what_it_should(tmp_path):
         "not a number: [1](res/r.json#/name) [1](res/r.json#/flag)",
         "not a pointer: [1.28](res/r.json#growth)",
         "wrong unit: [2.04 MB](res/r.json#/rows/0/bytes)",
+        "records: [4.20](res/m.jsonl#/1/val_loss) good, [4.3](res/m.jsonl#/0/val_loss) wrong, [1](res/m.jsonl#/2/x) good, [1](res/m.jsonl#/3/x) none",
     ])
+    (tmp_path / "res" / "m.jsonl").write_text('{"val_loss": 7.73}\n{"val_loss": 4.2049}\n\n{"x": 1}\n')
     checked, problems = check_markdown(page, tmp_path, "page.md")
-    assert checked == 5 + 2  # the five good figures, the wrong one and the one in the wrong unit
-    assert len(problems) == 8, "\n".join(problems)
+    assert checked == 5 + 2 + 3  # the five good figures, the wrong one, the one in the wrong unit; three records
+    assert len(problems) == 10, "\n".join(problems)
+    assert "page.md:15:" in problems[8] and "shows 4.3" in problems[8] and "7.73" in problems[8]
+    assert "page.md:15:" in problems[9] and "no item '3' in a list of 3" in problems[9]
     wrong = problems[0]
     assert wrong.startswith("page.md:8: [1.09x](res/r.json#/growth/100->200MB)")
     assert "shows 1.09" in wrong and "1.282" in wrong and "/growth/100->200MB" in wrong

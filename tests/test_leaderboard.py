@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import signal
 
 import numpy as np
 import pytest
@@ -183,3 +185,58 @@ def test_a_run_measured_in_steps_instead_of_time(tmp_path, byte_tokens, capsys):
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert (report["steps"], report["tokens_seen"], report["budget_seconds"], report["max_iters"]) == (7, 7 * 8 * 32, None, 7)
     assert re.search(r"\| training time / length \| \d+m\d\ds / 7 steps \|", (tmp_path / "run" / "report.md").read_text())
+
+
+def test_an_interrupted_run_says_how_far_it_got_until_its_report_replaces_that(tmp_path, monkeypatch, capsys):
+    """A stopped run writes progress.json (steps and tokens against the goal, the last periodic
+    val loss against the corpus's floor, the time left at its rate) and its curve; the resumed,
+    finished run's report takes their place."""
+    from tritonlm.train.leaderboard import pipeline
+
+    monkeypatch.setenv("TRITONLM_CACHE", str(tmp_path / "cache"))
+    original = pipeline.run_training
+
+    def stopped_at_step_6(cfg, hooks=()):
+        def sigterm_at_step_6(record):
+            if record["kind"] == "train" and record["step"] == 6:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return original(cfg, hooks=[sigterm_at_step_6])
+
+    out = tmp_path / "run"
+    args = ["--preset", "cpu", "--budget_seconds=none", "--max_iters=10", "--out", str(out),
+            "--story_train_bytes=60000", "--story_val_bytes=6000", "--vocab_size=300", "--num_samples=1",
+            "--sample_tokens=5", *TINY_MODEL, "--eval_interval=3", "--log_interval=1"]
+    monkeypatch.setattr(pipeline, "run_training", stopped_at_step_6)
+    assert main(args) == 130
+    message = capsys.readouterr().err
+    progress = json.loads((out / "progress.json").read_text())
+    per_step = 8 * 32  # batch x context
+    assert (progress["steps"], progress["max_iters"], progress["fraction_done"]) == (6, 10, 0.6)
+    assert (progress["tokens_seen"], progress["tokens_goal"]) == (6 * per_step, 10 * per_step)
+    val = {r["step"]: r["val_loss"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "val"}
+    assert progress["last_periodic_val_loss"] == val[6]
+    assert progress["last_val_above_floor"] == pytest.approx(val[6] - progress["val_entropy_floor"])
+    assert 0 < progress["val_entropy_floor"] < val[6]
+    assert progress["seconds_left_at_this_rate"] == pytest.approx(progress["training_seconds"] * 4 / 6)
+    assert (out / "val_loss_vs_tokens.png").stat().st_size > 0
+    assert [(s["step"], s["git_sha"] is not None) for s in progress["segments"]] == [(0, True)]
+    assert "stopped at step 6 of 10 (60%)" in message and "progress.json" in message and "--resume" in message
+    # The results page shows it as a run in progress, every figure linked to progress.json.
+    from test_doc_figures import check_markdown
+    from tritonlm.train.experiments.results import collect, render
+
+    docs = tmp_path / "docs"
+    collect([out], docs / "results")
+    assert sorted(p.name for p in (docs / "results" / "run").iterdir()) == [
+        "metrics.jsonl", "progress.json", "val_loss_vs_tokens.png"]
+    page = render(docs / "results", docs / "results.md")
+    checked, problems = check_markdown(page, docs, "results.md")
+    assert problems == [] and checked == page.count("progress.json#/") == 9
+    assert "## Runs in progress" in page and "](results/run/val_loss_vs_tokens.png)" in page
+    assert "| [60%](results/run/progress.json#/fraction_done*100) |" in page
+
+    monkeypatch.setattr(pipeline, "run_training", original)
+    assert main([*args, "--resume"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["steps"] == 10 and report["val_entropy_floor"] == progress["val_entropy_floor"]
+    assert not (out / "progress.json").exists() and not (out / "val_loss_vs_tokens.png").exists()

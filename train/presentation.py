@@ -66,13 +66,18 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def _x_of(record: dict, x_axis: str) -> float:
+    """Training minutes (``elapsed_s``), or millions of tokens seen (``x_axis="tokens"``)."""
+    return record.get("tokens", 0) / 1e6 if x_axis == "tokens" else record.get("elapsed_s", 0.0) / 60.0
+
+
 def val_curve(metrics: Iterable[dict], x_axis: str = "minutes") -> tuple[list[float], list[float]]:
     """(x, val loss) of the records that carry a validation loss; x is training minutes
     (``elapsed_s``) or millions of tokens seen (``x_axis="tokens"``)."""
     xs, losses = [], []
     for record in metrics:
         if _finite(record.get("val_loss")):
-            xs.append(record.get("tokens", 0) / 1e6 if x_axis == "tokens" else record.get("elapsed_s", 0.0) / 60.0)
+            xs.append(_x_of(record, x_axis))
             losses.append(float(record["val_loss"]))
     return xs, losses
 
@@ -121,20 +126,45 @@ def flat_items(data: dict, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 # -- plots ---------------------------------------------------------------------------------------
+def _loss_curves(metrics: Sequence[dict], x_axis: str, reference_lines: dict[str, float] | None):
+    """A figure with the train (when logged) and validation losses against ``x_axis`` and
+    horizontal reference lines; (figure, axes, validation losses)."""
+    fig, ax = pyplot().subplots(figsize=(7, 4.2))
+    xs, losses = val_curve(metrics, x_axis)
+    train = [(_x_of(r, x_axis), r["train_loss"]) for r in metrics if _finite(r.get("train_loss"))]
+    if train:
+        ax.plot(*zip(*train), color="tab:blue", alpha=0.35, lw=1, label="train loss")
+    ax.plot(xs, losses, "o-", color="tab:orange", ms=3, label="validation loss")
+    for i, (label, value) in enumerate((reference_lines or {}).items()):
+        ax.axhline(value, ls="--", color=f"C{i + 2}", lw=1, label=f"{label} = {value:.3f}")
+    return fig, ax, losses
+
+
 def plot_val_loss_vs_minutes(
     metrics: Sequence[dict], out: str | os.PathLike, title: str, reference_lines: dict[str, float] | None = None
 ) -> Path:
     """Validation (and train, when logged) loss against wall-clock minutes, with horizontal
     reference lines such as the unigram entropy of the validation set."""
-    fig, ax = pyplot().subplots(figsize=(7, 4.2))
-    minutes, losses = val_curve(metrics)
-    train = [(r.get("elapsed_s", 0.0) / 60.0, r["train_loss"]) for r in metrics if _finite(r.get("train_loss"))]
-    if train:
-        ax.plot(*zip(*train), color="tab:blue", alpha=0.35, lw=1, label="train loss")
-    ax.plot(minutes, losses, "o-", color="tab:orange", ms=3, label="validation loss")
-    for i, (label, value) in enumerate((reference_lines or {}).items()):
-        ax.axhline(value, ls="--", color=f"C{i + 2}", lw=1, label=f"{label} = {value:.3f}")
+    fig, ax, _ = _loss_curves(metrics, "minutes", reference_lines)
     _finish(ax, "training minutes (periodic evaluation excluded)", "loss (nats/token)", title)
+    return save_figure(fig, out, dpi=110)
+
+
+def plot_val_loss_vs_tokens(
+    metrics: Sequence[dict], out: str | os.PathLike, title: str, goal_tokens: int | None = None,
+    reference_lines: dict[str, float] | None = None,
+) -> Path:
+    """Validation (and train) loss against millions of tokens seen, the x axis drawn out to
+    ``goal_tokens`` when given, so a run stopped part of the way shows how far it got."""
+    fig, ax, losses = _loss_curves(metrics, "tokens", reference_lines)
+    if goal_tokens:
+        ax.axvline(goal_tokens / 1e6, ls=":", color="gray", lw=1, label=f"goal: {goal_tokens / 1e6:.1f}M tokens")
+        ax.set_xlim(0, goal_tokens / 1e6 * 1.02)
+    lows = [v for v in (*losses, *(reference_lines or {}).values()) if _finite(v)]
+    if losses and lows:  # the first evaluation (at log(vocab)) would flatten the rest of the curve
+        low = min(lows)
+        ax.set_ylim(low - 0.1, min(max(losses), low + 3.0) + 0.1)
+    _finish(ax, "tokens seen (millions)", "loss (nats/token)", title)
     return save_figure(fig, out, dpi=110)
 
 

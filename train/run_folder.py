@@ -13,6 +13,7 @@ and loading a finished run back into a model and its tokenizer.
       tokenizer/                      the tokenizer that made the training data (from the token file's header,
                                       or --tokenizer), so generate and export find it
       report.json, report.md, samples.md, val_loss_vs_minutes.png     the leaderboard's report
+      progress.json, val_loss_vs_tokens.png     how far an interrupted leaderboard run got (removed once it finishes)
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ class RunFolder:
     @property
     def val_curve_plot(self) -> Path:
         return self.root / "val_loss_vs_minutes.png"
+
+    @property
+    def progress(self) -> Path:
+        return self.root / "progress.json"
+
+    @property
+    def progress_plot(self) -> Path:
+        return self.root / "val_loss_vs_tokens.png"
 
 
 def checkpoint_path(run_or_checkpoint: str | os.PathLike) -> Path:

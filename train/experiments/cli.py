@@ -245,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", action="store_true", help="bpe-scale: also profile each case under cProfile")
     parser.add_argument("--run", default=None, help="sampling: the trained run folder (or checkpoint) to sample from")
     parser.add_argument("--tokenizer", default=None, help="sampling: tokenizer folder (default: found beside the run)")
+    parser.add_argument("--compare", nargs="+", default=(), metavar="RUN",
+                        help="sampling: other runs of the same corpus, sampled alike at one setting beside --run")
     parser.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary for text data")
     parser.add_argument("--tokenizer-bytes", type=int, default=2_000_000, help="bytes the BPE trainer reads")
     parser.add_argument("--train-bytes", type=int, default=10_000_000,
@@ -265,7 +267,8 @@ def sampling_main(args: argparse.Namespace) -> int:
         raise ValueError("sampling needs --run RUN (a finished run folder, or its checkpoint.pt)")
     _, validation = source_pair(args.train_data, args.val_data, DataSettings(train_bytes=1_000_000, val_bytes=5_000_000))
     reference = validation.path()
-    sampling_run(args.run, reference, Path(args.out) / (args.name or "sampling"), tokenizer=args.tokenizer)
+    sampling_run(args.run, reference, Path(args.out) / (args.name or "sampling"), tokenizer=args.tokenizer,
+                 compare=tuple(args.compare))
     return 0
 
 

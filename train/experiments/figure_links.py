@@ -120,8 +120,11 @@ def tokenizer_tables(k: int) -> tuple[str, Columns] | None:
     return {0: ("/rows", TOKENIZER_COLUMNS), 1: ("/sampled_documents", SAMPLED_DOCUMENT_COLUMNS)}.get(k)
 
 
+SAMPLING_RUNS_COLUMNS: Columns = {"tokens seen": "tokens_seen", "final val loss": "final_val_loss", **SAMPLING_COLUMNS}
+
+
 def sampling_tables(k: int) -> tuple[str, Columns] | None:
-    return ("/rows", SAMPLING_COLUMNS) if k == 0 else None
+    return ("/rows", SAMPLING_COLUMNS) if k == 0 else ("/runs", SAMPLING_RUNS_COLUMNS) if k == 1 else None
 
 
 # The JSON file beside each experiment table, and how its tables' rows and columns map onto it.

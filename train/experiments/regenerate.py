@@ -61,7 +61,7 @@ STEPS = (
     Step("encode-datasets", "train.experiments", ("encode-datasets", "--out", "{root}"), "encode_datasets.json"),
     Step("tokenizers", "train.experiments", ("tokenizers", "--out", "{root}"), "tokenizers.json"),
     Step("sampling", "train.experiments", ("sampling", "--train-data", "gutenberg", "--run", "{root}/lb-cpu-gutenberg-10m",
-                                           "--out", "{root}"), "sampling.json"),
+                                           "--compare", "{root}/lb-cpu-gutenberg", "--out", "{root}"), "sampling.json"),
     # The same questions with the power to answer them: three seeds, about 1M tokens per run (a
     # quarter of that per batch-size run, each size at three rates), and every run's loss
     # measured on the first 4 MB of the validation text (about 1.2M tokens), not 8 batches.

@@ -33,6 +33,12 @@ def run_files(folder: RunFolder) -> list[Path]:
     return [folder.report, folder.report_markdown, folder.val_curve_plot, folder.samples,
             folder.loss_vs_steps_plot, folder.metrics]
 
+def progress_files(folder: RunFolder) -> list[Path]:
+    """What a leaderboard run stopped part of the way shows: how far it got, its curve against the
+    goal and the raw metrics behind it."""
+    return [folder.progress, folder.progress_plot, folder.metrics]
+
+
 SWEEP_SUFFIXES = (".md", ".png", ".json")
 
 
@@ -47,12 +53,17 @@ def collect(sources: list[Path], results_dir: Path) -> None:
             shutil.rmtree(target)
         target.mkdir(parents=True)
         run = RunFolder(source)
-        files = run_files(run) if run.report.exists() else [
-            p for p in source.iterdir() if p.is_file() and p.suffix in SWEEP_SUFFIXES]
+        is_run = run.report.exists() or run.progress.exists()
+        if run.report.exists():
+            files = run_files(run)
+        elif run.progress.exists():
+            files = progress_files(run)
+        else:
+            files = [p for p in source.iterdir() if p.is_file() and p.suffix in SWEEP_SUFFIXES]
         for path in files:
             if path.exists():
                 shutil.copy2(path, target / path.name)
-        if not run.report.exists():
+        if not is_run:
             copy_sweep_metrics(source, target)
         print(f"collected {source} -> {target}")
 
@@ -218,6 +229,44 @@ TABLE_SECTIONS = (("bpe-scale", "bpe_scale.md"), ("encode-datasets", "encode_dat
                   ("tokenizers", "tokenizers.md"), ("sampling", "sampling.md"))
 
 
+PROGRESS_COLUMNS = (  # column, progress.json key, format, pointer suffix (the unit the page shows)
+    ("steps", "steps", "{:,}", ""), ("of", "max_iters", "{:,}", ""), ("done", "fraction_done", "{:.0%}", "*100"),
+    ("tokens seen", "tokens_seen", "{:,}", ""), ("last val loss", "last_periodic_val_loss", "{:.4f}", ""),
+    ("on val tokens", "periodic_val_tokens", "{:,}", ""), ("entropy floor", "val_entropy_floor", "{:.4f}", ""),
+    ("above floor", "last_val_above_floor", "{:.3f}", ""), ("tokens/s", "tokens_per_second", "{:,.0f}", ""),
+)
+
+
+def progress_section(results_dir: Path, rel: str) -> list[str]:
+    """Long runs stopped part of the way: how far each got, its curve, and every stretch of it."""
+    rows, details = [], []
+    for path in sorted(results_dir.glob("*/progress.json")):
+        p, name = json.loads(path.read_text()), path.parent.name
+        target = f"{rel}/{name}/progress.json"
+        row = {"run": name}
+        for column, key, form, unit in PROGRESS_COLUMNS:
+            value = p.get(key)
+            row[column] = "-" if value is None else link_number(value, form.format(value), target, f"/{key}{unit}")
+        row["training"] = format_duration(p["training_seconds"])
+        left = p.get("seconds_left_at_this_rate")
+        row["left at this rate"] = "-" if left is None else format_duration(left)
+        rows.append(row)
+        stretches = [f"from step {s['step']:,}: git {(s['git_sha'] or '?')[:12]}, {s['device']}, {s['date']}"
+                     for s in p["segments"]]
+        started = module_command(p["segments"][0] if p["segments"] else p["metadata"])
+        details += [f"### {name} (in progress)", "",
+                    f"`{started}`, continued with the same command plus `--resume`.", "",
+                    f"Preset {p['preset']}; stretches of the run: " + "; ".join(stretches) + ".", "",
+                    f"![{name}]({rel}/{name}/val_loss_vs_tokens.png)", ""]
+    if not rows:
+        return []
+    return ["## Runs in progress", "",
+            "Long runs stopped part of the way; each resumes with `--resume` and gets its full report (the whole "
+            "validation set, samples) when it finishes. The loss here is the last periodic evaluation, on a "
+            "sample of the validation set.", "",
+            markdown_table(rows, list(rows[0])), "", *details]
+
+
 def table_sections(results_dir: Path, rel: str) -> list[str]:
     """The tokenizer experiments' own tables, their plots re-pointed into ``results_dir``, each
     under the command its result file records."""
@@ -246,7 +295,8 @@ def render(results_dir: Path, page: Path) -> str:
              "`/results/0/final_val_loss`) names the value, and `*1e-6` or `*100` after it means the page shows "
              "the value in MB or as a percentage. `tests/test_doc_figures.py` checks each figure against its "
              "file, rounded as the page shows it.", ""]
-    parts += leaderboard_section(results_dir, rel) + sweep_section(results_dir, rel) + table_sections(results_dir, rel)
+    parts += (leaderboard_section(results_dir, rel) + progress_section(results_dir, rel) + sweep_section(results_dir, rel)
+              + table_sections(results_dir, rel))
     return "\n".join(parts) + "\n"
 
 

@@ -10,12 +10,17 @@ full length). Two measures make the effect visible without reading every sample:
   reference text of the corpus (its validation text). Sampling from the flat tail of the
   distribution (high temperature, no nucleus) strings pieces into non-words, and this falls.
 
-Writes ``<out>/<name>/sampling.md`` (the table, the plot and one full sample per setting),
+``--compare RUN ...`` asks what training buys instead: the run and each other run (of the same
+corpus, trained longer or shorter) continue the same prompts with the same seed at one setting
+(temperature 0.8, top-p 0.95, the leaderboard's), measured alike, beside each run's tokens and loss.
+
+Writes ``<out>/<name>/sampling.md`` (the tables, the plot and one full sample per setting),
 ``sampling.json`` and ``sampling.png``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +38,8 @@ WORD = re.compile(r"[a-z]+")
 DEFAULT_PROMPTS = ("It was a ", "The ", "")
 DEFAULT_TEMPERATURES = (0.0, 0.5, 0.8, 1.0, 1.3)
 DEFAULT_TOP_PS = (1.0, 0.95, 0.8)
+RUNS_TABLE_COLUMNS = ("run", "tokens_seen", "final_val_loss", "known_words", "repeated_4grams")
+RUNS_TABLE_HEADERS = ("run", "tokens seen", "final val loss", "known words", "repeated word 4-grams")
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,23 @@ def summarise(samples: list[dict], vocabulary: set[str]) -> list[dict]:
             for r in rows.values()]
 
 
+def compare_runs(run_dirs, vocabulary: set[str], setting: Setting, prompts, new_tokens: int, seed: int,
+                 tokenizer: str | None = None) -> list[dict]:
+    """The same prompts, seed and setting on each run: what its training buys in sample quality,
+    beside the tokens it saw and its final loss (from its report.json, when it has one)."""
+    from tritonlm.train.run_folder import RunFolder, load_run
+
+    rows = []
+    for run_dir in run_dirs:
+        model, tok = load_run(run_dir, tokenizer=tokenizer)
+        measured = summarise(draw(model.eval(), tok, prompts, [setting], new_tokens, seed), vocabulary)[0]
+        report = RunFolder(run_dir).report
+        facts = json.loads(report.read_text()) if report.is_file() else {}
+        rows.append({"run": Path(run_dir).name, "tokens_seen": facts.get("tokens_seen"),
+                     "final_val_loss": facts.get("final_val_loss"), **measured})
+    return rows
+
+
 def plot(rows: list[dict], out: Path) -> None:
     fig, (ax_k, ax_r) = pyplot().subplots(1, 2, figsize=(10, 4))
     for top_p in sorted({r["top_p"] for r in rows if r["temperature"] > 0}, reverse=True):
@@ -120,7 +144,8 @@ def plot(rows: list[dict], out: Path) -> None:
     save_figure(fig, out, dpi=110)
 
 
-def write_outputs(out_dir: Path, run: str, rows: list[dict], samples: list[dict], new_tokens: int) -> None:
+def write_outputs(out_dir: Path, run: str, rows: list[dict], samples: list[dict], new_tokens: int,
+                  runs: list[dict] | None = None) -> None:
     table = markdown_table(rows, ["setting", "known_words", "repeated_4grams"],
                            ["setting", "known words", "repeated word 4-grams"])
     first_prompt = samples[0]["prompt"]
@@ -132,14 +157,23 @@ def write_outputs(out_dir: Path, run: str, rows: list[dict], samples: list[dict]
             f"Run `{run}`; {new_tokens} new tokens per sample, the same prompts and seed at every setting; "
             "means over the prompts.", "", table, "", "![sampling](sampling.png)", "",
             f"### One sample per setting (prompt {first_prompt!r})", "", *examples]
+    if runs:
+        shown = [{**r, "tokens_seen": "-" if r["tokens_seen"] is None else f"{r['tokens_seen']:,}"} for r in runs]
+        page += [f"### What training buys ({runs[0]['setting']}, the same prompts and seed)", "",
+                 markdown_table(shown, RUNS_TABLE_COLUMNS, RUNS_TABLE_HEADERS), ""]
     write_text_atomic(out_dir / "sampling.md", "\n".join(page) + "\n")
     write_json_atomic(out_dir / "sampling.json", {"metadata": run_metadata(), "run": run, "rows": rows,
-                                                  "samples": samples}, indent=1)
+                                                  "samples": samples, **({"runs": runs} if runs else {})}, indent=1)
     plot(rows, out_dir / "sampling.png")
 
 
+#: The setting ``--compare`` holds fixed: the leaderboard's own samples are drawn at it.
+COMPARE_SETTING = Setting(0.8, 0.95)
+
+
 def run(run_dir: str, reference: Path, out_dir: Path, prompts=DEFAULT_PROMPTS, temperatures=DEFAULT_TEMPERATURES,
-        top_ps=DEFAULT_TOP_PS, new_tokens: int = 256, seed: int = 0, tokenizer: str | None = None) -> list[dict]:
+        top_ps=DEFAULT_TOP_PS, new_tokens: int = 256, seed: int = 0, tokenizer: str | None = None,
+        compare: tuple[str, ...] = ()) -> list[dict]:
     from tritonlm.train.run_folder import load_run
 
     model, tok = load_run(run_dir, tokenizer=tokenizer)
@@ -147,8 +181,11 @@ def run(run_dir: str, reference: Path, out_dir: Path, prompts=DEFAULT_PROMPTS, t
     vocabulary = set(words(reference.read_text(encoding="utf-8")))
     samples = draw(model, tok, prompts, settings_grid(temperatures, top_ps), new_tokens, seed)
     rows = summarise(samples, vocabulary)
-    write_outputs(out_dir, str(run_dir), rows, samples, new_tokens)
-    for r in rows:
-        print(f"{r['setting']:22} known words {r['known_words']:.3f}, repeated 4-grams {r['repeated_4grams']:.3f}")
+    runs = (compare_runs([run_dir, *compare], vocabulary, COMPARE_SETTING, prompts, new_tokens, seed, tokenizer)
+            if compare else None)
+    write_outputs(out_dir, str(run_dir), rows, samples, new_tokens, runs)
+    for r in [*rows, *(runs or [])]:
+        print(f"{r.get('run', r['setting']):22} known words {r['known_words']:.3f}, "
+              f"repeated 4-grams {r['repeated_4grams']:.3f}")
     print(f"table, plot and samples in {out_dir}")
     return rows

@@ -8,6 +8,7 @@ training core, one module per stage.
 - ``evaluate``: the final evaluation on every validation token;
 - ``samples``: samples from the trained model;
 - ``report``: the plan behind a preset, and the run's report;
+- ``progress``: how far an interrupted run got (progress.json and its curve against the goal);
 - ``cli``: the command line;
 - ``stories``: the old name of ``tritonlm.corpora.stories``'s command line.
 """

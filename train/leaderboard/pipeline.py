@@ -24,6 +24,7 @@ from tritonlm.util.cli import Interrupted, apply_overrides
 from .data import PreparedData, prepare_data
 from .evaluate import evaluate_full
 from .options import Job
+from .progress import build_progress, describe_progress, write_progress
 from .report import build_report, write_run_report
 from .samples import draw_samples, run_tokenizer, sample_prompts
 
@@ -43,9 +44,14 @@ def run_leaderboard(job: Job) -> dict:
     # 4. training within the budget (checkpointed; a signal stops it resumably)
     print(f"training {job.preset} preset for {run_length(train.budget_seconds, train.max_iters)} -> {job.out_dir}")
     summary = run_training(train)
+    folder = RunFolder(job.out_dir)
     if summary.get("status") == "interrupted":
-        raise TrainingInterrupted(f"training was interrupted; a checkpoint is in {job.out_dir}: continue with "
-                                  f"the same command plus --resume --out {job.out_dir}")
+        metrics = read_metrics(folder.metrics)
+        progress = build_progress(job.preset, train, summary, data.val_entropy_floor, metrics)
+        write_progress(folder.root, progress, metrics)
+        raise TrainingInterrupted(f"training was interrupted ({describe_progress(progress)}; {folder.progress}); "
+                                  f"a checkpoint is in {job.out_dir}: continue with the same command plus "
+                                  f"--resume --out {job.out_dir}")
     # 5. the final model on every validation token
     eval_start = time.perf_counter()
     model = load_model(job.out_dir, train.device, train.model.kernels)
@@ -59,7 +65,9 @@ def run_leaderboard(job: Job) -> dict:
     # 7. the report
     timings = {"prepare_data": prepare_seconds, "evaluate": eval_seconds, "total": time.perf_counter() - start}
     report = build_report(job, train, data, summary, final, entropy, samples, timings)
-    write_run_report(job.out_dir, report, read_metrics(RunFolder(job.out_dir).metrics))
+    write_run_report(job.out_dir, report, read_metrics(folder.metrics))
+    folder.progress.unlink(missing_ok=True)  # the report supersedes what an earlier stop wrote
+    folder.progress_plot.unlink(missing_ok=True)
     return report
 
 

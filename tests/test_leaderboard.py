@@ -205,7 +205,7 @@ def test_an_interrupted_run_says_how_far_it_got_until_its_report_replaces_that(t
     out = tmp_path / "run"
     args = ["--preset", "cpu", "--budget_seconds=none", "--max_iters=10", "--out", str(out),
             "--story_train_bytes=60000", "--story_val_bytes=6000", "--vocab_size=300", "--num_samples=1",
-            "--sample_tokens=5", *TINY_MODEL, "--eval_interval=3", "--log_interval=1"]
+            "--sample_tokens=5", *TINY_MODEL, "--eval_interval=4", "--log_interval=1"]
     monkeypatch.setattr(pipeline, "run_training", stopped_at_step_6)
     assert main(args) == 130
     message = capsys.readouterr().err
@@ -214,9 +214,10 @@ def test_an_interrupted_run_says_how_far_it_got_until_its_report_replaces_that(t
     assert (progress["steps"], progress["max_iters"], progress["fraction_done"]) == (6, 10, 0.6)
     assert (progress["tokens_seen"], progress["tokens_goal"]) == (6 * per_step, 10 * per_step)
     val = {r["step"]: r["val_loss"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "val"}
-    assert progress["last_periodic_val_loss"] == val[6]
-    assert progress["last_val_above_floor"] == pytest.approx(val[6] - progress["val_entropy_floor"])
-    assert 0 < progress["val_entropy_floor"] < val[6]
+    assert sorted(val) == [0, 4]  # the last evaluation came before the stop
+    assert (progress["last_periodic_val_loss"], progress["last_val_step"]) == (val[4], 4)
+    assert progress["last_val_above_floor"] == pytest.approx(val[4] - progress["val_entropy_floor"])
+    assert 0 < progress["val_entropy_floor"] < val[4]
     assert progress["seconds_left_at_this_rate"] == pytest.approx(progress["training_seconds"] * 4 / 6)
     assert (out / "val_loss_vs_tokens.png").stat().st_size > 0
     assert [(s["step"], s["git_sha"] is not None) for s in progress["segments"]] == [(0, True)]
@@ -231,7 +232,7 @@ def test_an_interrupted_run_says_how_far_it_got_until_its_report_replaces_that(t
         "metrics.jsonl", "progress.json", "val_loss_vs_tokens.png"]
     page = render(docs / "results", docs / "results.md")
     checked, problems = check_markdown(page, docs, "results.md")
-    assert problems == [] and checked == page.count("progress.json#/") == 9
+    assert problems == [] and checked == page.count("progress.json#/") == 10
     assert "## Runs in progress" in page and "](results/run/val_loss_vs_tokens.png)" in page
     assert "| [60%](results/run/progress.json#/fraction_done*100) |" in page
 

@@ -231,7 +231,7 @@ TABLE_SECTIONS = (("bpe-scale", "bpe_scale.md"), ("encode-datasets", "encode_dat
 
 PROGRESS_COLUMNS = (  # column, progress.json key, format, pointer suffix (the unit the page shows)
     ("steps", "steps", "{:,}", ""), ("of", "max_iters", "{:,}", ""), ("done", "fraction_done", "{:.0%}", "*100"),
-    ("tokens seen", "tokens_seen", "{:,}", ""), ("last val loss", "last_periodic_val_loss", "{:.4f}", ""),
+    ("tokens seen", "tokens_seen", "{:,}", ""), ("last val loss", "last_periodic_val_loss", "{:.4f}", ""), ("at step", "last_val_step", "{:,}", ""),
     ("on val tokens", "periodic_val_tokens", "{:,}", ""), ("entropy floor", "val_entropy_floor", "{:.4f}", ""),
     ("above floor", "last_val_above_floor", "{:.3f}", ""), ("tokens/s", "tokens_per_second", "{:,.0f}", ""),
 )

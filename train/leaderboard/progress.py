@@ -37,7 +37,8 @@ def build_progress(preset: str, train: TrainConfig, summary: dict, floor: float 
 
     steps, seconds = summary.get("steps") or 0, summary.get("train_seconds") or 0.0
     goal = train.max_iters * tokens_per_step(train, summary.get("world_size") or 1) if train.max_iters else None
-    last_val = summary.get("final_val_loss")
+    evaluations = [r for r in metrics if r.get("kind") == "val" and r.get("val_loss") is not None]
+    last_val = evaluations[-1]["val_loss"] if evaluations else None
     known = floor is not None and last_val is not None and math.isfinite(last_val)
     left = train.max_iters - steps if train.max_iters else None
     return {
@@ -50,6 +51,7 @@ def build_progress(preset: str, train: TrainConfig, summary: dict, floor: float 
         "tokens_seen": summary.get("tokens"),
         "tokens_goal": goal,
         "last_periodic_val_loss": last_val,
+        "last_val_step": evaluations[-1]["step"] if evaluations else None,  # evaluations are every eval_interval steps
         # the periodic evaluation's sample of the validation set, in tokens
         "periodic_val_tokens": train.eval_iters * train.batch_size * train.model.context_length,
         "val_entropy_floor": floor,
@@ -90,7 +92,7 @@ def describe_progress(progress: dict) -> str:
     """One line for the console: how far, the last loss, and the time left at this rate."""
     parts = [f"stopped at {how_far(progress)}"]
     if progress["last_periodic_val_loss"] is not None:
-        parts.append(f"last val loss {progress['last_periodic_val_loss']:.4f} "
+        parts.append(f"val loss {progress['last_periodic_val_loss']:.4f} at step {progress['last_val_step']:,} "
                      f"(on {progress['periodic_val_tokens']:,} tokens)")
     if progress["seconds_left_at_this_rate"] is not None:
         parts.append(f"about {format_duration(progress['seconds_left_at_this_rate'])} of training left at this rate")

@@ -20,6 +20,9 @@ Kinds (each writes ``<out>/<kind>.png`` (overlay of validation curves) and ``<ou
   files: tokens, throughput, dtype and file size (see ``train.experiments.encode_datasets``);
 - ``sampling``: samples of a trained run (``--run``) over a temperature x top-p grid, with the
   share of real words and of repeated 4-grams (see ``train.experiments.sampling``);
+- ``loss-split``: a trained run's validation loss split by how common each target token is in
+  training and whether it already occurred in the window (``--runs RUN ...``; see
+  ``train.experiments.loss_split``);
 - ``unicode``, ``lr-toy`` and ``adamw-accounting``: the checks behind docs/writeup.md.
 
 Every run trains a small model for ``--budget`` of training time (or ``--steps`` steps) on
@@ -224,8 +227,8 @@ def refuse_run_flags(argv: list[str]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "bpe-scale", "encode-datasets", "sampling", "unicode",
-                                         "lr-toy", "adamw-accounting"])
+    parser.add_argument("kind", choices=[*SWEEP_KINDS, "tokenizers", "bpe-scale", "encode-datasets", "sampling", "loss-split",
+                                         "unicode", "lr-toy", "adamw-accounting"])
     parser.add_argument("--train-data", default=None,
                         help="training data: stories (default), gutenberg, imdb, a text or token file")
     parser.add_argument("--val-data", default=None, help="validation data (default: the matching split)")
@@ -247,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokenizer", default=None, help="sampling: tokenizer folder (default: found beside the run)")
     parser.add_argument("--compare", nargs="+", default=(), metavar="RUN",
                         help="sampling: other runs of the same corpus, sampled alike at one setting beside --run")
+    parser.add_argument("--runs", nargs="+", default=(), metavar="RUN",
+                        help="loss-split: trained run folders whose validation loss to split")
+    parser.add_argument("--windows", type=int, default=256,
+                        help="loss-split: validation windows (of the context length) per run (default 256)")
     parser.add_argument("--vocab-size", type=int, default=2048, help="BPE vocabulary for text data")
     parser.add_argument("--tokenizer-bytes", type=int, default=2_000_000, help="bytes the BPE trainer reads")
     parser.add_argument("--train-bytes", type=int, default=10_000_000,
@@ -293,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.kind == "sampling":
         return sampling_main(args)
+    if args.kind == "loss-split":
+        from tritonlm.train.experiments.loss_split import run as loss_split_run
+
+        loss_split_run(list(args.runs), Path(args.out) / (args.name or "loss-split"), windows=args.windows)
+        return 0
     if args.kind in ("unicode", "lr-toy", "adamw-accounting"):
         from tritonlm.train.experiments.writeup_checks import main as checks_main
 

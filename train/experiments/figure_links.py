@@ -85,6 +85,7 @@ TOKENIZER_COLUMNS: Columns = {
 SAMPLED_DOCUMENT_COLUMNS: Columns = {
     "documents": "documents", "bytes": "bytes", "tokens": "tokens", "bytes/token": "bytes_per_token",
     "lowest (one document)": "min_doc_bytes_per_token", "highest (one document)": "max_doc_bytes_per_token"}
+LOSS_SPLIT_COLUMNS: Columns = {"share": "share", "mean loss": "mean_loss", "contribution": "contribution"}
 ENCODE_COLUMNS: Columns = {
     "text bytes": "bytes", "tokens": "tokens", "bytes/token": "bytes_per_token", "MB/s (all cores)": "mb_per_s",
     "token file bytes": "file_bytes", "as int32": "int32_bytes"}
@@ -133,4 +134,5 @@ TABLE_LINKS: dict[str, tuple[str, TableSpec]] = {
     "encode_datasets.md": ("encode_datasets.json", lambda k: ("/rows", ENCODE_COLUMNS) if k == 0 else None),
     "tokenizers.md": ("tokenizers.json", tokenizer_tables),
     "sampling.md": ("sampling.json", sampling_tables),
+    "loss_split.md": ("loss_split.json", lambda k: (f"/runs/{k}/cells", LOSS_SPLIT_COLUMNS)),
 }

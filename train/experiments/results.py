@@ -226,7 +226,8 @@ def sweep_section(results_dir: Path, rel: str) -> list[str]:
 # (folder in docs/results, its table): the table's JSON file (``TABLE_LINKS``) links its figures
 # and records the command that made it.
 TABLE_SECTIONS = (("bpe-scale", "bpe_scale.md"), ("encode-datasets", "encode_datasets.md"),
-                  ("tokenizers", "tokenizers.md"), ("sampling", "sampling.md"))
+                  ("tokenizers", "tokenizers.md"), ("sampling", "sampling.md"),
+                  ("loss-split", "loss_split.md"))
 
 
 PROGRESS_COLUMNS = (  # column, progress.json key, format, pointer suffix (the unit the page shows)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tritonlm.model import TransformerLM, presets
+from tritonlm.tokenizer import Tokenizer
 from tritonlm.tokenizer.tokenfile import open_tokens, write_tokens
 from tritonlm.train.checkpoint import save_checkpoint
 from tritonlm.train.experiments import loss_split
@@ -88,6 +89,15 @@ def test_a_runs_split_adds_up_to_pytorchs_cross_entropy(tiny_run):
         reference = F.cross_entropy(model(windows[:, :-1]).flatten(0, 1).float(), windows[:, 1:].flatten())
     assert result["mean_loss"] == pytest.approx(reference.item(), rel=1e-5)
     assert sum(c["contribution"] for c in result["cells"]) == pytest.approx(reference.item(), rel=1e-5)
+    assert result["rare_repeat_examples"] == []  # no tokenizer beside the run: nothing to decode
+
+
+def test_the_rare_repeats_are_named_most_frequent_first(tmp_path):
+    Tokenizer({i: bytes([i]) for i in range(256)}, []).save(tmp_path / "tokenizer")
+    targets = np.array([[ord("a"), ord("b"), ord("b"), ord("c"), ord("b"), ord("a")]])
+    rarity = np.array([[0, 0, 0, 0, 0, 2]])
+    repeated = np.array([[True, True, True, False, True, True]])  # 'c' is first in window, the last 'a' common
+    assert loss_split.rare_repeat_examples(tmp_path, targets, rarity, repeated) == ["b", "a"]
 
 
 def test_the_command_writes_its_table_json_and_plot(tiny_run, tmp_path):

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from tritonlm.tokenizer.tokenfile import open_tokens
 from tritonlm.train.presentation import markdown_table
-from tritonlm.train.run_folder import RunFolder, load_model
+from tritonlm.train.run_folder import RunFolder, find_tokenizer_dir, load_model, load_tokenizer
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.plotting import pyplot, save_figure
 from tritonlm.util.runinfo import run_metadata
@@ -106,6 +106,16 @@ def split(losses: np.ndarray, rarity: np.ndarray, repeated: np.ndarray) -> list[
     return rows
 
 
+def rare_repeat_examples(run_dir: Path, targets: np.ndarray, rarity: np.ndarray, repeated: np.ndarray,
+                         count: int = 12) -> list[str]:
+    """The most frequent rare repeated targets, decoded by the run's tokenizer (none without one)."""
+    if find_tokenizer_dir(run_dir) is None:
+        return []
+    ids, counts = np.unique(targets[(rarity == 0) & repeated], return_counts=True)
+    tokenizer = load_tokenizer(None, run_dir)
+    return [tokenizer.decode([int(i)]) for i in ids[np.argsort(-counts, kind="stable")][:count]]
+
+
 def run_data(run_dir: Path) -> tuple[str, str]:
     """The training and validation files a run names in its config.json."""
     config_file = RunFolder(run_dir).config
@@ -140,9 +150,11 @@ def measure_run(run_dir: str | Path, windows: int) -> dict:
     batch = validation_windows(val_tokens, model.config.context_length, windows)
     losses = token_losses(model, batch)
     rarity = rarity_class(frequency[batch[:, 1:]])
+    repeated = repeats(batch)
     return {"run": run_dir.name, "path": str(run_dir), **last_step(run_dir), "vocab_size": model.config.vocab_size,
             "context_length": model.config.context_length, "windows": len(batch), "positions": int(losses.size),
-            "mean_loss": float(losses.mean()), "cells": split(losses, rarity, repeats(batch))}
+            "mean_loss": float(losses.mean()), "cells": split(losses, rarity, repeated),
+            "rare_repeat_examples": rare_repeat_examples(run_dir, batch[:, 1:], rarity, repeated)}
 
 
 def plot(results: list[dict], out: Path) -> None:
@@ -181,6 +193,8 @@ def write_outputs(out_dir: Path, results: list[dict]) -> None:
                  "contribution": f"{c['contribution']:.3f}"} for c in r["cells"]]
         lines += [markdown_table(rows, ("cell", "share", "mean_loss", "contribution"),
                                  ("targets", "share", "mean loss", "contribution")), ""]
+        if r["rare_repeat_examples"]:
+            lines += ["The most frequent rare repeats: " + ", ".join(f"`{t}`" for t in r["rare_repeat_examples"]) + ".", ""]
     lines += ["![contributions](loss_split.png)", ""]
     write_text_atomic(out_dir / "loss_split.md", "\n".join(lines))
 

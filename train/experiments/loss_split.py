@@ -31,7 +31,8 @@ import torch.nn.functional as F
 
 from tritonlm.tokenizer.tokenfile import open_tokens
 from tritonlm.train.presentation import markdown_table
-from tritonlm.train.run_folder import RunFolder, find_tokenizer_dir, load_model, load_tokenizer
+from tritonlm.train.checkpoint import read_checkpoint
+from tritonlm.train.run_folder import RunFolder, checkpoint_path, find_tokenizer_dir, load_model, load_tokenizer
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.plotting import pyplot, save_figure
 from tritonlm.util.runinfo import run_metadata
@@ -127,16 +128,9 @@ def run_data(run_dir: Path) -> tuple[str, str]:
     return config["train_data"], config["val_data"]
 
 
-def last_step(run_dir: Path) -> dict:
-    """The step and tokens of the run's last training record in metrics.jsonl (empty if none)."""
-    metrics = RunFolder(run_dir).metrics
-    last = {}
-    if metrics.is_file():
-        for line in metrics.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            if record.get("kind") == "train":
-                last = {"step": record["step"], "tokens_seen": record["tokens"]}
-    return last
+def checkpoint_step(run_dir: Path) -> int:
+    """The optimizer step the run's checkpoint was saved at (the model being measured)."""
+    return int(read_checkpoint(checkpoint_path(run_dir))["iteration"])
 
 
 def measure_run(run_dir: str | Path, windows: int) -> dict:
@@ -151,7 +145,7 @@ def measure_run(run_dir: str | Path, windows: int) -> dict:
     losses = token_losses(model, batch)
     rarity = rarity_class(frequency[batch[:, 1:]])
     repeated = repeats(batch)
-    return {"run": run_dir.name, "path": str(run_dir), **last_step(run_dir), "vocab_size": model.config.vocab_size,
+    return {"run": run_dir.name, "path": str(run_dir), "step": checkpoint_step(run_dir), "vocab_size": model.config.vocab_size,
             "context_length": model.config.context_length, "windows": len(batch), "positions": int(losses.size),
             "mean_loss": float(losses.mean()), "cells": split(losses, rarity, repeated),
             "rare_repeat_examples": rare_repeat_examples(run_dir, batch[:, 1:], rarity, repeated)}
@@ -186,7 +180,7 @@ def write_outputs(out_dir: Path, results: list[dict]) -> None:
              "the window; contribution = share x mean loss (the contributions add up to the loss).", ""]
     for r in results:
         lines += [f"### {r['run']}", "",
-                  f"Vocab {r['vocab_size']:,}, context {r['context_length']}, step {r.get('step', '?')}, "
+                  f"Vocab {r['vocab_size']:,}, context {r['context_length']}, checkpoint of step {r['step']:,}, "
                   f"{r['windows']} windows ({r['positions']:,} targets), loss {r['mean_loss']:.3f}.", ""]
         rows = [{**c, "share": f"{c['share']:.3f}",
                  "mean_loss": "-" if c["mean_loss"] is None else f"{c['mean_loss']:.3f}",

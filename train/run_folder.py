@@ -109,9 +109,18 @@ def load_model(run_or_checkpoint: str | os.PathLike, device: str = "cpu", kernel
     from tritonlm.train.checkpoint import read_checkpoint
     from tritonlm.train.data import resolve_device
 
-    device = resolve_device(device)  # a clear error for an unavailable device
+    device = resolve_device(device)  # a clear error for an unavailable device, before the read
     path = checkpoint_path(run_or_checkpoint)
-    payload = read_checkpoint(path)
+    return model_from_checkpoint(read_checkpoint(path), path, device, kernels_spec)
+
+
+def model_from_checkpoint(payload: dict, path: str | os.PathLike, device: str = "cpu",
+                          kernels_spec: str = "auto") -> TransformerLM:
+    """The model of a checkpoint already read (``read_checkpoint``; ``path`` names it in errors),
+    in eval mode on ``device``: for callers that need more of the checkpoint than its model."""
+    from tritonlm.train.data import resolve_device
+
+    device = resolve_device(device)
     saved = payload.get("model_config")
     if saved is None:
         raise ValueError(f"{path} records no model config, so the model cannot be rebuilt from it")

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from tritonlm.tokenizer.tokenfile import open_tokens
 from tritonlm.train.presentation import markdown_table
 from tritonlm.train.checkpoint import read_checkpoint
-from tritonlm.train.run_folder import RunFolder, checkpoint_path, find_tokenizer_dir, load_model, load_tokenizer
+from tritonlm.train.run_folder import (RunFolder, checkpoint_path, find_tokenizer_dir, load_tokenizer,
+                                       model_from_checkpoint)
 from tritonlm.util.atomic import write_json_atomic, write_text_atomic
 from tritonlm.util.plotting import pyplot, save_figure
 from tritonlm.util.runinfo import run_metadata
@@ -110,10 +111,11 @@ def split(losses: np.ndarray, rarity: np.ndarray, repeated: np.ndarray) -> list[
 def rare_repeat_examples(run_dir: Path, targets: np.ndarray, rarity: np.ndarray, repeated: np.ndarray,
                          count: int = 12) -> list[str]:
     """The most frequent rare repeated targets, decoded by the run's tokenizer (none without one)."""
-    if find_tokenizer_dir(run_dir) is None:
+    folder = find_tokenizer_dir(run_dir)
+    if folder is None:
         return []
     ids, counts = np.unique(targets[(rarity == 0) & repeated], return_counts=True)
-    tokenizer = load_tokenizer(None, run_dir)
+    tokenizer = load_tokenizer(folder)
     return [tokenizer.decode([int(i)]) for i in ids[np.argsort(-counts, kind="stable")][:count]]
 
 
@@ -128,16 +130,13 @@ def run_data(run_dir: Path) -> tuple[str, str]:
     return config["train_data"], config["val_data"]
 
 
-def checkpoint_step(run_dir: Path) -> int:
-    """The optimizer step the run's checkpoint was saved at (the model being measured)."""
-    return int(read_checkpoint(checkpoint_path(run_dir))["iteration"])
-
-
 def measure_run(run_dir: str | Path, windows: int) -> dict:
     """The split of one run's loss on its first ``windows`` validation windows."""
     run_dir = Path(run_dir)
     train_path, val_path = run_data(run_dir)
-    model = load_model(run_dir, "cpu", "torch")
+    checkpoint = checkpoint_path(run_dir)
+    payload = read_checkpoint(checkpoint)  # read once: the model and the step it was saved at
+    model = model_from_checkpoint(payload, checkpoint, "cpu", "torch")
     train_tokens, _ = open_tokens(train_path)
     val_tokens, _ = open_tokens(val_path)
     frequency = per_million(train_tokens, model.config.vocab_size)
@@ -145,7 +144,7 @@ def measure_run(run_dir: str | Path, windows: int) -> dict:
     losses = token_losses(model, batch)
     rarity = rarity_class(frequency[batch[:, 1:]])
     repeated = repeats(batch)
-    return {"run": run_dir.name, "path": str(run_dir), "step": checkpoint_step(run_dir), "vocab_size": model.config.vocab_size,
+    return {"run": run_dir.name, "path": str(run_dir), "step": int(payload["iteration"]), "vocab_size": model.config.vocab_size,
             "context_length": model.config.context_length, "windows": len(batch), "positions": int(losses.size),
             "mean_loss": float(losses.mean()), "cells": split(losses, rarity, repeated),
             "rare_repeat_examples": rare_repeat_examples(run_dir, batch[:, 1:], rarity, repeated)}

@@ -18,7 +18,7 @@ from tritonlm.tokenizer.tokenfile import HEADER_SIZE, TokenFileError, open_token
 from tritonlm.train import train as train_cli
 from tritonlm.train.loop import run_training
 from tritonlm.train.metrics_log import read_metrics
-from tritonlm.train.run_folder import load_tokenizer
+from tritonlm.train.run_folder import RunFolder, load_tokenizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -133,6 +133,22 @@ def test_resume_refuses_a_model_change_and_takes_other_overrides(tmp_path, corpu
     assert train_cli.main(["--resume", f"--out_dir={tmp_path / 'run'}", "--max_iters=5"]) == 0
     assert "max_iters: 3 -> 5" in capsys.readouterr().err
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 5
+
+
+def test_resume_of_a_run_with_a_damaged_config_names_the_file(tmp_path, corpus, capsys):
+    run = tmp_path / "run"
+    assert train_cli.main([f"--train_data={corpus / 'train.bin'}", f"--out_dir={run}", "--max_iters=2", *TINY]) == 0
+    assert RunFolder(run).saved_config()["max_iters"] == 2
+    assert RunFolder(tmp_path / "never-started").saved_config() is None
+    text = (run / "config.json").read_text()
+    (run / "config.json").write_text(text[: len(text) // 2])  # cut short, as by a full disk
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        train_cli.main(["--resume", f"--out_dir={run}"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "config.json is not a readable run config" in err and "JSONDecodeError" in err
+    assert (run / "checkpoint.pt").is_file()  # nothing of the run was touched
 
 
 def test_a_config_file_stands_in_for_flags_and_every_run_writes_the_one_that_repeats_it(tmp_path, corpus, capsys):

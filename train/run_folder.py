@@ -92,6 +92,17 @@ class RunFolder:
     def progress_plot(self) -> Path:
         return self.root / "val_loss_vs_tokens.png"
 
+    def saved_config(self) -> dict | None:
+        """The training configuration recorded in ``config.json`` (a ``TrainConfig`` dict), or
+        None when the run has not started; a clear error when the file cannot be read as one."""
+        if not self.config.exists():
+            return None
+        try:
+            return json.loads(self.config.read_text(encoding="utf-8"))["config"]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{self.config} is not a readable run config ({type(e).__name__}: {e}); "
+                             "it is written when training starts: restore it, or start the run in a new folder") from e
+
 
 def checkpoint_path(run_or_checkpoint: str | os.PathLike) -> Path:
     """The checkpoint file of a run folder, or the file itself; a clear error when there is none."""

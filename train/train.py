@@ -72,10 +72,11 @@ def saved_run_config(overrides: dict[str, str]) -> TrainConfig | None:
     (None when not resuming, or when there is none: the resume then fails naming the folder)."""
     if convert_value(overrides.get("resume", "false"), bool, "resume") is not True or "out_dir" not in overrides:
         return None
-    config_file = RunFolder(overrides["out_dir"]).config
-    if not config_file.exists():
-        return None
-    return TrainConfig.from_dict(json.loads(config_file.read_text())["config"])
+    try:
+        saved = RunFolder(overrides["out_dir"]).saved_config()
+    except ValueError as e:  # a damaged config.json: a flag error that names it, not a traceback
+        raise ConfigError(str(e)) from e
+    return None if saved is None else TrainConfig.from_dict(saved)
 
 
 def resumed_config(saved: TrainConfig, overrides: dict[str, str]) -> TrainConfig:

@@ -22,7 +22,6 @@ in the run's config.json). Writes ``<out>/<name>/loss_split.json``, ``loss_split
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -121,12 +120,12 @@ def rare_repeat_examples(run_dir: Path, targets: np.ndarray, rarity: np.ndarray,
 
 def run_data(run_dir: Path) -> tuple[str, str]:
     """The training and validation files a run names in its config.json."""
-    config_file = RunFolder(run_dir).config
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{config_file} is missing: loss-split needs a run folder written by training")
-    config = json.loads(config_file.read_text(encoding="utf-8"))["config"]
+    folder = RunFolder(run_dir)
+    config = folder.saved_config()
+    if config is None:
+        raise FileNotFoundError(f"{folder.config} is missing: loss-split needs a run folder written by training")
     if not config.get("val_data"):
-        raise ValueError(f"{config_file} names no val_data: the run has no validation file to split")
+        raise ValueError(f"{folder.config} names no val_data: the run has no validation file to split")
     return config["train_data"], config["val_data"]
 
 

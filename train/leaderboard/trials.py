@@ -104,10 +104,8 @@ def _finished_record(folder: Path, cfg: TrainConfig) -> dict | None:
 
 def _same_config(folder: Path, cfg: TrainConfig) -> bool:
     """Whether the run in ``folder`` was started with ``cfg`` (so resuming it continues this trial)."""
-    config_file = RunFolder(folder).config
-    if not config_file.exists():
-        return False
-    return _comparable(json.loads(config_file.read_text())["config"]) == _comparable(cfg.to_dict())
+    saved = RunFolder(folder).saved_config()
+    return saved is not None and _comparable(saved) == _comparable(cfg.to_dict())
 
 
 def _comparable(config: dict) -> str:

@@ -7,7 +7,6 @@ the tests check the kernels), and otherwise fails with a message that says why.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import torch
@@ -20,13 +19,31 @@ class BackendUnavailable(RuntimeError, ValueError):
     a ValueError of the configuration: commands report it as a user error)."""
 
 
-# Looked up once, at import: a lookup inside the model's forward is a call torch.compile refuses
-# to trace in torch 2.11 (importlib.util.find_spec is marked as skipped), which breaks fullgraph.
-_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+def _triton_import_problem() -> str | None:
+    """Why ``import triton`` fails here (not installed, or installed but broken), or None."""
+    try:
+        import triton  # noqa: F401
+        import triton.language  # noqa: F401
+    except ImportError as e:
+        if isinstance(e, ModuleNotFoundError) and e.name == "triton":
+            return "the triton package is not installed (pip install triton)"
+        return f"triton is installed but cannot be imported ({e}); reinstall it (pip install --force-reinstall triton)"
+    return None
+
+
+# Found once, at import, and the one answer the whole package uses (the op modules take Triton or
+# its stand-in by it): a check inside the model's forward is a call torch.compile refuses to trace.
+_TRITON_PROBLEM = _triton_import_problem()
 
 
 def triton_installed() -> bool:
-    return _TRITON_INSTALLED
+    """Whether ``import triton`` works here (installed, and not broken)."""
+    return _TRITON_PROBLEM is None
+
+
+def triton_import_problem() -> str | None:
+    """Why Triton cannot be imported here (with the fix), or None when it can."""
+    return _TRITON_PROBLEM
 
 
 def interpreter_enabled() -> bool:
@@ -37,7 +54,7 @@ def triton_unavailable_reason(device: torch.device | str) -> str | None:
     """Why the Triton kernels cannot run on ``device``, or None when they can."""
     device = torch.device(device)
     if not triton_installed():
-        return "the triton package is not installed (pip install triton)"
+        return triton_import_problem()
     if device.type == "cuda":
         return None
     if device.type == "cpu" and interpreter_enabled():

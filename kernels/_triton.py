@@ -14,12 +14,20 @@ from __future__ import annotations
 import types
 from typing import Any, Callable
 
-from ._backend import BackendUnavailable
+from ._backend import BackendUnavailable, triton_import_problem, triton_installed
 
 INSTALL_HINT = (
     "the triton package is not installed (Triton supports Linux only: pip install triton there); "
     "use kernels='torch' or 'auto' to run the PyTorch reference"
 )
+
+
+def _launch_refusal() -> str:
+    """What a kernel launched without a working Triton says: the problem and the fix."""
+    problem = triton_import_problem()
+    if problem is None or "not installed" in problem:
+        return INSTALL_HINT
+    return f"{problem}; or use kernels='torch' or 'auto' to run the PyTorch reference"
 
 
 class UnlaunchableKernel:
@@ -32,7 +40,7 @@ class UnlaunchableKernel:
         self.__doc__ = getattr(fn, "__doc__", None)
 
     def _refuse(self, *args: Any, **kwargs: Any):
-        raise BackendUnavailable(f"cannot launch Triton kernel {self.__name__}: {INSTALL_HINT}")
+        raise BackendUnavailable(f"cannot launch Triton kernel {self.__name__}: {_launch_refusal()}")
 
     __call__ = _refuse
 
@@ -85,14 +93,12 @@ def missing_triton() -> types.SimpleNamespace:
     )
 
 
-try:
+TRITON_AVAILABLE = triton_installed()  # the answer kernel selection uses, so the two cannot disagree
+if TRITON_AVAILABLE:
     import triton
     import triton.language as tl
-
-    TRITON_AVAILABLE = True
-except ImportError:  # macOS, Windows, or a Linux install without it
+else:  # macOS, Windows, a Linux install without it, or a broken one
     triton = missing_triton()
     tl = triton.language
-    TRITON_AVAILABLE = False
 
 __all__ = ["TRITON_AVAILABLE", "UnlaunchableKernel", "tl", "triton"]

@@ -98,6 +98,35 @@ print(json.dumps({"gap": gap, "loss": loss.item(), "grads": grads, "messages": m
     assert "pip install triton" in result["messages"][1] and "kernels='torch'" in result["messages"][1]
 
 
+def test_a_broken_triton_install_is_named_and_the_references_run():
+    # installed, but its import fails part way (a missing shared library or dependency): the same
+    # answer everywhere, so `auto` takes the references instead of launching a kernel that cannot run
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.run([sys.executable, "-c", """
+import json, sys, torch
+sys.modules['triton.language'] = None  # what a broken install meets part way through `import triton`
+from tritonlm import kernels
+from tritonlm.kernels._backend import BackendUnavailable, resolve_backend
+from tritonlm.kernels.rmsnorm import rmsnorm_forward
+
+x, w = torch.randn(4, 24), torch.rand(24) + 0.5
+gap = (kernels.rmsnorm(x, w, eps=1e-6, backend="auto") - torch.nn.functional.rms_norm(x, (24,), w, eps=1e-6)).abs().max()
+messages = []
+for attempt in (lambda: resolve_backend("triton", "cuda"), lambda: rmsnorm_forward(x, w, 1e-6)):
+    try:
+        attempt()
+    except BackendUnavailable as error:
+        messages.append(str(error))
+print(json.dumps({"auto_on_cuda": resolve_backend("auto", "cuda"), "gap": gap.item(), "messages": messages}))
+"""], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = last_json(proc)
+    assert result["auto_on_cuda"] == "torch" and result["gap"] < 1e-5
+    assert len(result["messages"]) == 2
+    for message in result["messages"]:
+        assert "triton is installed but cannot be imported" in message and "triton.language" in message
+        assert "pip install --force-reinstall triton" in message and "'torch'" in message
+
+
 def test_the_compile_check_says_it_needs_triton():
     proc = run_without_triton("from tritonlm.kernels.compile_check import main\nsys.exit(main(['--quick']))")
     assert proc.returncode == 2

@@ -26,7 +26,7 @@ def _triton_import_problem() -> str | None:
         import triton.language  # noqa: F401
     except ImportError as e:
         if isinstance(e, ModuleNotFoundError) and e.name == "triton":
-            return "the triton package is not installed (pip install triton)"
+            return "the triton package is not installed (Triton supports Linux only: pip install triton there)"
         return f"triton is installed but cannot be imported ({e}); reinstall it (pip install --force-reinstall triton)"
     return None
 

@@ -16,18 +16,9 @@ from typing import Any, Callable
 
 from ._backend import BackendUnavailable, triton_import_problem, triton_installed
 
-INSTALL_HINT = (
-    "the triton package is not installed (Triton supports Linux only: pip install triton there); "
-    "use kernels='torch' or 'auto' to run the PyTorch reference"
-)
-
-
 def _launch_refusal() -> str:
     """What a kernel launched without a working Triton says: the problem and the fix."""
-    problem = triton_import_problem()
-    if problem is None or "not installed" in problem:
-        return INSTALL_HINT
-    return f"{problem}; or use kernels='torch' or 'auto' to run the PyTorch reference"
+    return f"{triton_import_problem()}; use kernels='torch' or 'auto' to run the PyTorch reference"
 
 
 class UnlaunchableKernel:

@@ -222,7 +222,7 @@ def test_an_interrupted_run_says_how_far_it_got_until_its_report_replaces_that(t
     assert (out / "val_loss_vs_tokens.png").stat().st_size > 0
     assert [(s["step"], s["git_sha"] is not None) for s in progress["segments"]] == [(0, True)]
     assert "stopped at step 6 of 10 (60%)" in message and "progress.json" in message and "--resume" in message
-    # The results page shows it as a run in progress, every figure linked to progress.json.
+    # The results page shows it as a run stopped part of the way, every figure linked to progress.json.
     from test_doc_figures import check_markdown
     from tritonlm.train.experiments.results import collect, render
 
@@ -233,7 +233,7 @@ def test_an_interrupted_run_says_how_far_it_got_until_its_report_replaces_that(t
     page = render(docs / "results", docs / "results.md")
     checked, problems = check_markdown(page, docs, "results.md")
     assert problems == [] and checked == page.count("progress.json#/") == 10
-    assert "## Runs in progress" in page and "](results/run/val_loss_vs_tokens.png)" in page
+    assert "## Runs stopped part of the way" in page and "### run (stopped at step 6 of 10)" in page and "](results/run/val_loss_vs_tokens.png)" in page
     assert "| [60%](results/run/progress.json#/fraction_done*100) |" in page
 
     monkeypatch.setattr(pipeline, "run_training", original)

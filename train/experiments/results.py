@@ -255,16 +255,16 @@ def progress_section(results_dir: Path, rel: str) -> list[str]:
         stretches = [f"from step {s['step']:,}: git {(s['git_sha'] or '?')[:12]}, {s['device']}, {s['date']}"
                      for s in p["segments"]]
         started = module_command(p["segments"][0] if p["segments"] else p["metadata"])
-        details += [f"### {name} (in progress)", "",
+        details += [f"### {name} (stopped at step {p['steps']:,} of {p['max_iters']:,})", "",
                     f"`{started}`, continued with the same command plus `--resume`.", "",
                     f"Preset {p['preset']}; stretches of the run: " + "; ".join(stretches) + ".", "",
                     f"![{name}]({rel}/{name}/val_loss_vs_tokens.png)", ""]
     if not rows:
         return []
-    return ["## Runs in progress", "",
-            "Long runs stopped part of the way; each resumes with `--resume` and gets its full report (the whole "
-            "validation set, samples) when it finishes. The loss here is the last periodic evaluation, on a "
-            "sample of the validation set.", "",
+    return ["## Runs stopped part of the way", "",
+            "Long runs collected where they stopped. A run resumes with `--resume` from the checkpoint in its run "
+            "folder, while that folder is kept, and gets its full report (the whole validation set, samples) when "
+            "it finishes. The loss here is the last periodic evaluation, on a sample of the validation set.", "",
             markdown_table(rows, list(rows[0])), "", *details]
 
 
